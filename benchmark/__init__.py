@@ -1,0 +1,1 @@
+"""Train and evaluate audio-deepfake detectors under the papers' protocols."""

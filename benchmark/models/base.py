@@ -1,0 +1,54 @@
+"""Every detector is an ``nn.Module`` that takes a batch of raw 16 kHz waveforms
+``(B, T)`` and returns logits ``(B, 2)`` with index 1 = bona fide.  Front-ends
+(log-mel, LFCC, SSL) are sub-modules, so features are computed batched on the
+model's device.  Class attributes tell the data pipeline how to cut inputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from codecfake_build.registry import Registry
+
+MODELS: Registry[type[nn.Module]] = Registry("model", "benchmark.models")
+
+
+class Detector(nn.Module):
+    sample_rate: int = 16000
+    #: Fixed input length in samples (None = variable length).
+    num_samples: int | None = 64600
+    #: How evaluation inputs are cut to num_samples: "tile" (first N, repeat short ones).
+    crop: str = "tile"
+
+    def score(self, wave: torch.Tensor) -> torch.Tensor:
+        """Bona-fide logit minus spoof logit: higher means more bona fide."""
+        logits = self(wave)
+        return logits[:, 1] - logits[:, 0]
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    return MODELS.get(name)(**kwargs)
+
+
+def load_weights(model: nn.Module, path: str | Path, map_location: str = "cpu") -> nn.Module:
+    """Load an official plain state dict or one of our training checkpoints
+    (``{"model": state_dict, ...}``).  Key mismatches raise with the first few keys named."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found. Fix: pass --checkpoint with an existing .pth/.pt file")
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{path}: checkpoint does not fit model {type(model).__name__}: "
+            f"missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]}. "
+            "Fix: pass the --model that produced this checkpoint"
+        )
+    return model

@@ -1,0 +1,133 @@
+"""Audio I/O shared by the builder and the benchmark.
+
+Every problem with an input file becomes an ``AudioError`` whose message is a
+single line naming the file, what is wrong, and what to do about it.  Long jobs
+catch ``AudioError``, record it and move on; nothing else is swallowed.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+#: Peak level that stored audio never exceeds, so 16-bit FLAC never clips.
+PEAK_LIMIT = 0.99
+
+
+class AudioError(ValueError):
+    """A one-line, actionable problem with one audio file."""
+
+    def __init__(self, path: str | Path, problem: str, fix: str):
+        self.path = str(path)
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{self.path}: {problem}. Fix: {fix}")
+
+    @property
+    def reason(self) -> str:
+        return self.problem
+
+
+@dataclass(frozen=True)
+class AudioCheck:
+    """What ``load_audio`` accepts.  Silence is a skip reason for the builder
+    (a codec copy of silence is not a meaningful fake) but scoring may allow it."""
+
+    allow_silence: bool = False
+    min_samples: int = 1
+
+
+def load_audio(
+    path: str | Path,
+    target_sr: int | None = None,
+    check: AudioCheck = AudioCheck(),
+) -> tuple[np.ndarray, int]:
+    """Read any soundfile-supported file (wav, flac, ogg, mp3 ...) as mono float32.
+
+    Stereo and multichannel input is down-mixed by averaging.  If ``target_sr``
+    is given the audio is resampled to it with soxr (VHQ).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "file not found", "check the path or the corpus root you passed")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "file is empty (0 bytes)", "re-download or remove this file")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # libsndfile raises several types; all mean "unreadable".
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AudioError(path, f"cannot decode audio ({msg})", "re-download or re-encode it as WAV/FLAC") from None
+    return validate_audio(data, sr, path, target_sr=target_sr, check=check)
+
+
+def decode_audio_bytes(data: bytes, name: str = "<bytes>", target_sr: int | None = None,
+                       check: AudioCheck = AudioCheck(allow_silence=True)) -> tuple[np.ndarray, int]:
+    """Decode encoded audio bytes (e.g. the FLAC stored in a dataset row)."""
+    try:
+        arr, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioError(name, f"cannot decode embedded audio ({exc})", "rebuild the dataset") from None
+    return validate_audio(arr, sr, name, target_sr=target_sr, check=check)
+
+
+def validate_audio(
+    data: np.ndarray,
+    sr: int,
+    name: str | Path,
+    target_sr: int | None = None,
+    check: AudioCheck = AudioCheck(),
+) -> tuple[np.ndarray, int]:
+    data = np.asarray(data, dtype=np.float32)
+    if data.ndim == 2:
+        data = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if data.size < check.min_samples:
+        raise AudioError(name, "audio has no samples", "re-download or remove this file")
+    if not np.all(np.isfinite(data)):
+        raise AudioError(name, "audio contains NaN or Inf samples", "re-export the file from its source")
+    if not check.allow_silence and not np.any(data):
+        raise AudioError(name, "audio is digital silence (all samples are zero)", "remove this file from the corpus")
+    if target_sr is not None and sr != target_sr:
+        data = resample(data, sr, target_sr)
+        sr = target_sr
+    return np.ascontiguousarray(data, dtype=np.float32), int(sr)
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    if sr_in == sr_out:
+        return np.asarray(x, dtype=np.float32)
+    return soxr.resample(np.asarray(x, dtype=np.float32), sr_in, sr_out, quality="VHQ").astype(np.float32)
+
+
+def peak_safe(x: np.ndarray, limit: float = PEAK_LIMIT) -> np.ndarray:
+    """Scale down (never up) so that |x| <= limit."""
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak > limit:
+        x = x * (limit / peak)
+    return x.astype(np.float32)
+
+
+def encode_flac(x: np.ndarray, sr: int) -> bytes:
+    """16-bit FLAC bytes; deterministic for identical input."""
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(x, -1.0, 1.0), sr, format="FLAC", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def fit_length(x: np.ndarray, n: int) -> np.ndarray:
+    """Trim or zero-pad to exactly n samples."""
+    if len(x) >= n:
+        return x[:n]
+    return np.pad(x, (0, n - len(x)))
+
+
+def tile_to_length(x: np.ndarray, n: int) -> np.ndarray:
+    """The ASVspoof/AASIST convention: take the first n samples, repeating short input."""
+    if len(x) >= n:
+        return x[:n]
+    reps = int(np.ceil(n / max(len(x), 1)))
+    return np.tile(x, reps)[:n]

@@ -1,0 +1,181 @@
+"""The codec interface (after Codec-SUPERB's): every codec is a registry member
+with a native sample rate, named configs, weight loading, and batched
+re-synthesis.  The framework around it (``Codec.resynthesize``) does the parts
+that must be identical for every codec: resampling in and out, padding clips
+shorter than one frame, delay compensation, length alignment and peak safety.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from codecfake_build.audio import fit_length, peak_safe, resample
+from codecfake_build.registry import Registry
+
+CODECS: Registry[type["Codec"]] = Registry("codec", "codecfake_build.codecs")
+
+
+class CodecUnavailableError(RuntimeError):
+    """A codec cannot run here (missing package, binary or weights); message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """One named operating point of a codec."""
+
+    name: str
+    bitrate_kbps: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class CodecSpec:
+    name: str
+    config: str | None = None
+
+    def __str__(self) -> str:
+        return self.name if self.config is None else f"{self.name}@{self.config}"
+
+
+class Codec(ABC):
+    """Subclass, set the class attributes, implement ``load`` and ``_resynthesize``."""
+
+    paper: ClassVar[str] = ""
+    sample_rate: ClassVar[int]
+    configs: ClassVar[dict[str, CodecConfig]]
+    default_config: ClassVar[str]
+    #: Samples (at the native rate) per codec frame / hop.
+    frame_size: ClassVar[int]
+    weights_source: ClassVar[str] = ""
+    licence: ClassVar[str] = ""
+    registry_name: ClassVar[str]
+
+    def __init__(self, config: str | None = None, device: str = "cpu", weights: str | None = None):
+        self.config = self.resolve_config(config or self.default_config)
+        self.device = device
+        self.weights = weights
+        self._loaded = False
+
+    # ---- things a codec may override -------------------------------------------------
+    @classmethod
+    def resolve_config(cls, name: str) -> CodecConfig:
+        if name not in cls.configs:
+            raise ValueError(
+                f"codec '{cls.registry_name}' has no config '{name}'. "
+                f"Choose one of: {', '.join(cls.configs)} (e.g. --codec {cls.registry_name}@{cls.default_config})"
+            )
+        return cls.configs[name]
+
+    @property
+    def native_rate(self) -> int:
+        """Native rate of the chosen config (``params["sample_rate"]`` overrides the class default)."""
+        return int(self.config.params.get("sample_rate", self.sample_rate))
+
+    @property
+    def native_frame_size(self) -> int:
+        return int(self.config.params.get("frame_size", self.frame_size))
+
+    @property
+    def delay(self) -> int:
+        """Algorithmic delay in native-rate samples, dropped from the output start."""
+        return 0
+
+    def load(self) -> None:
+        """Load weights / check binaries.  Must be idempotent and raise
+        CodecUnavailableError with the exact fix when something is missing."""
+        self._loaded = True
+
+    @abstractmethod
+    def _resynthesize(self, batch: list[np.ndarray]) -> list[np.ndarray]:
+        """Encode and decode each float32 mono waveform (native rate, each at least
+        ``frame_size`` samples).  Outputs may be longer or shorter than inputs;
+        the caller compensates ``delay`` and trims/pads."""
+
+    # ---- the framework -----------------------------------------------------------------
+    @property
+    def spec(self) -> str:
+        return f"{self.registry_name}@{self.config.name}"
+
+    def ensure_loaded(self) -> None:
+        if not self._loaded:
+            self.load()
+            self._loaded = True
+
+    def resynthesize(self, waves: list[np.ndarray], sr: int, out_sr: int | None = None) -> list[np.ndarray]:
+        """Re-synthesise waveforms given at ``sr``; return them at ``out_sr`` (default ``sr``),
+        each exactly as long as its input and peak-safe."""
+        out_sr = out_sr or sr
+        self.ensure_loaded()
+        rate = self.native_rate
+        native = [resample(w, sr, rate) for w in waves]
+        lengths = [len(w) for w in native]
+        # Clips shorter than one codec frame are zero-padded to one frame, then trimmed back.
+        padded = [fit_length(w, max(len(w), self.native_frame_size)) for w in native]
+        decoded = self._resynthesize(padded)
+        if len(decoded) != len(waves):
+            raise RuntimeError(f"{self.spec} returned {len(decoded)} outputs for {len(waves)} inputs")
+        result = []
+        for y, n_native, w in zip(decoded, lengths, waves):
+            y = np.asarray(y, dtype=np.float32).reshape(-1)
+            y = fit_length(y[self.delay:], n_native)
+            y = resample(y, rate, out_sr)
+            n_out = int(round(len(w) * out_sr / sr))
+            result.append(peak_safe(fit_length(y, n_out)))
+        return result
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {
+            "name": cls.registry_name,
+            "paper": cls.paper,
+            "sample_rate": cls.sample_rate,
+            "default_config": cls.default_config,
+            "configs": {
+                k: {
+                    "bitrate_kbps": c.bitrate_kbps,
+                    "sample_rate": int(c.params.get("sample_rate", cls.sample_rate)),
+                    "frame_size": int(c.params.get("frame_size", cls.frame_size)),
+                    "description": c.description,
+                }
+                for k, c in cls.configs.items()
+            },
+            "frame_size": cls.frame_size,
+            "weights_source": cls.weights_source,
+            "licence": cls.licence,
+        }
+
+
+_SPEC_RE = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:@\s*([A-Za-z0-9_.\-]+))?\s*$")
+
+
+def parse_codec_list(text: str) -> list[CodecSpec]:
+    """Parse ``NAME[@CONFIG][,NAME[@CONFIG]...]``; validates names and configs."""
+    specs = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        m = _SPEC_RE.match(part)
+        if not m:
+            raise ValueError(f"cannot parse codec '{part}': use NAME or NAME@CONFIG, e.g. mp3@32kbps")
+        cls = CODECS.get(m.group(1))
+        cfg = m.group(2) or cls.default_config
+        cls.resolve_config(cfg)
+        specs.append(CodecSpec(m.group(1), cfg))
+    if not specs:
+        raise ValueError("no codec given: pass e.g. --codec dac or --codec soundstream-lyra@9.2kbps,mp3@32kbps")
+    names = [str(s) for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"codec list repeats an entry: {text}")
+    return specs
+
+
+def create_codec(spec: CodecSpec | str, device: str = "cpu", weights: str | None = None) -> Codec:
+    if isinstance(spec, str):
+        (spec,) = parse_codec_list(spec)
+    return CODECS.get(spec.name)(config=spec.config, device=device, weights=weights)
