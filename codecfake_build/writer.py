@@ -1,0 +1,91 @@
+"""Sharded Hugging Face parquet output with a checksummed manifest.
+
+Layout (the HF hub convention, so ``datasets.load_dataset(DIR)`` finds splits):
+``DIR/data/<split>-NNNNN-of-NNNNN.parquet``.  Each shard is written through a
+temp file and renamed; only then is it recorded in ``DIR/manifest.json`` with
+its sha256.  On resume a shard counts as done only if its file exists and its
+checksum matches, so a shard torn by ``kill -9`` is simply rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from codecfake_build.atomic import atomic_path, atomic_write_json
+from codecfake_build.schema import FEATURES
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+
+
+class OutputConflictError(RuntimeError):
+    """The output directory holds a different build."""
+
+
+def shard_name(split: str, index: int, total: int) -> str:
+    return f"data/{split}-{index:05d}-of-{total:05d}.parquet"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    schema = FEATURES.arrow_schema
+    columns = {name: [FEATURES[name].encode_example(r[name]) if name == "label" and isinstance(r[name], str)
+                      else r[name] for r in rows] for name in FEATURES}
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+def write_shard(rows: list[dict[str, Any]], path: Path) -> str:
+    """Write rows as one parquet file atomically; returns its sha256.
+    Fixed writer options make the bytes a pure function of the rows."""
+    table = rows_to_table(rows)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=64, write_statistics=False)
+    return sha256_file(path)
+
+
+@dataclass
+class Manifest:
+    out: Path
+    fingerprint: str
+    shards: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, out: Path, fingerprint: str, overwrite: bool = False) -> "Manifest":
+        path = out / MANIFEST
+        if path.exists() and not overwrite:
+            data = json.loads(path.read_text())
+            if data.get("fingerprint") != fingerprint:
+                raise OutputConflictError(
+                    f"{out}: holds a build with different inputs or options. "
+                    "Fix: choose a new --out, or pass --overwrite to rebuild it"
+                )
+            return cls(out, fingerprint, data.get("shards", {}))
+        return cls(out, fingerprint)
+
+    def is_done(self, name: str) -> bool:
+        entry = self.shards.get(name)
+        path = self.out / name
+        return bool(entry) and path.is_file() and sha256_file(path) == entry["sha256"]
+
+    def record(self, name: str, sha256: str, rows: int, skipped: list[dict[str, str]]) -> None:
+        self.shards[name] = {"sha256": sha256, "rows": rows, "skipped": skipped}
+        self.save()
+
+    def save(self) -> None:
+        atomic_write_json(self.out / MANIFEST, {
+            "format": MANIFEST_FORMAT, "fingerprint": self.fingerprint, "shards": self.shards,
+        })
