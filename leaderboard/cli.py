@@ -1,0 +1,78 @@
+"""``python -m leaderboard build RUNS_DIR --out DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from leaderboard.build import NoRunsError, build
+from leaderboard.schema import RUN_KIND
+
+DESCRIPTION = f"""\
+Build leaderboard tables from per-run JSON files.
+
+`build` searches RUNS_DIR recursively for *.json files whose top level has
+"kind": "{RUN_KIND}" (other JSON files are ignored) and writes
+  leaderboard.md   per protocol: EER (%), AUC and min DCF tables;
+                   rows = model + train data, columns = test data;
+                   several seeds -> mean ± sample std, seeds listed
+  leaderboard.csv  long format, one row per run, every metric a column
+Broken or invalid run files are skipped with a one-line warning naming them.
+
+A run file looks like (eer in PERCENT, seed may be null):
+  {{"kind": "{RUN_KIND}", "run_id": "aasist-s0", "model": "aasist",
+   "train_data": "codecfake-train", "test_data": "codecfake-A3",
+   "protocol": "codecfake", "seed": 0, "commit": "1a2b3c4d5e",
+   "date": "2025-01-31T12:00:00Z",
+   "metrics": {{"eer": 3.1, "auc": 0.995, "min_dcf": 0.09}}, "config": {{}}}}
+From Python, leaderboard.schema.RunRecord(...).write(path) validates and
+writes one.
+"""
+
+EPILOG = """\
+example:
+  python -m leaderboard build runs/ --out out/leaderboard
+  # -> out/leaderboard/leaderboard.md and out/leaderboard/leaderboard.csv
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m leaderboard",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    b = sub.add_parser(
+        "build",
+        help="collect run JSONs into leaderboard.md and leaderboard.csv",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    b.add_argument("runs_dir", metavar="RUNS_DIR", help="folder searched recursively for run JSON files")
+    b.add_argument("--out", required=True, metavar="DIR", help="folder for leaderboard.md and leaderboard.csv (created)")
+    b.add_argument("--date", default=None, help="build date to print in the tables (default: now, UTC); fix it for reproducible output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result = build(args.runs_dir, args.out, build_date=args.date)
+    except NoRunsError as e:
+        for warning in e.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except NotADirectoryError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{result.n_runs} run(s), {result.n_protocols} protocol(s)")
+    print(f"wrote {result.markdown_path}")
+    print(f"wrote {result.csv_path}")
+    return 0
