@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shlex
 import sys
 import time
 from collections import Counter
@@ -49,8 +50,25 @@ class BuildConfig:
     shard_size: int = 200
     export: list[str] = field(default_factory=list)
     overwrite: bool = False
-    command: str = ""
     progress: bool = True
+
+    def to_command(self) -> str:
+        """The CLI command that reproduces this build (written into the card and report)."""
+        args = ["python -m codecfake_build", "--codec", ",".join(str(c) for c in self.codecs)]
+        for kind, root in self.corpora:
+            args += ["--corpus", f"{kind}={root}" if root else kind]
+        if self.language:
+            args += ["--language", self.language]
+        for name, path in sorted(self.weights.items()):
+            args += ["--weights", f"{name}={path}"]
+        if self.limit is not None:
+            args += ["--limit", str(self.limit)]
+        args += ["--split-by", self.split_by, "--ratios", "/".join(f"{r:g}" for r in self.ratios),
+                 "--seed", str(self.seed), "--shard-size", str(self.shard_size)]
+        for kind in self.export:
+            args += ["--export", kind]
+        args += ["--out", str(self.out)]
+        return " ".join(shlex.quote(a) if i else a for i, a in enumerate(args))
 
 
 @dataclass(frozen=True)
@@ -253,7 +271,7 @@ def summarise(cfg: BuildConfig, manifest: Manifest, shards: dict[str, list], sec
         "summary": result.summary(), "rows": result.rows, "bonafide": result.bonafide, "spoof": result.spoof,
         "split_rows": result.split_rows, "shards": names, "skipped": skipped,
         "skipped_counts": dict(Counter(s["reason"] for s in skipped)),
-        "codecs": [str(c) for c in cfg.codecs], "seed": cfg.seed, "command": cfg.command,
+        "codecs": [str(c) for c in cfg.codecs], "seed": cfg.seed, "command": cfg.to_command(),
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "codecs", "corpora")},
     })
     return result

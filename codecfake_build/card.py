@@ -25,7 +25,7 @@ def write_card(cfg: "BuildConfig", result: "BuildResult", licences: dict[str, st
         "# Codecfake-style dataset", "",
         f"Built by codecfake-bench {__version__}: every source utterance is stored once as bona fide and once "
         "per codec as spoof, after re-synthesis through that codec. All audio is 16 kHz mono 16-bit FLAC.", "",
-        "## Command", "", "```", cfg.command or "(built through the Python API)", "```", "",
+        "## Command", "", "```", cfg.to_command(), "```", "",
         f"Seed {cfg.seed}; split by {cfg.split_by}, ratios "
         f"{'/'.join(f'{r:.2f}' for r in cfg.ratios)} (train/validation/test); every codec copy of an utterance "
         "is in its source's split.", "",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shlex
 import sys
 from pathlib import Path
 
@@ -120,7 +119,6 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device, batch_size=args.batch_size, limit=args.limit, split_by=args.split_by,
             ratios=parse_ratios(args.ratios), seed=args.seed, shard_size=args.shard_size,
             export=args.export, overwrite=args.overwrite, progress=not args.no_progress,
-            command="python -m codecfake_build " + " ".join(shlex.quote(a) for a in argv),
         )
         unknown = [k for k in cfg.weights if k not in {c.name for c in cfg.codecs}]
         if unknown:

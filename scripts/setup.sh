@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# One-shot set-up for a fresh machine: system packages, .venv, torch, the project.
+#   bash scripts/setup.sh                 # CPU machine (torch 2.13.0 CPU wheel)
+#   TORCH_SPEC="torch==2.13.0" TORCH_INDEX=https://download.pytorch.org/whl/cu128 bash scripts/setup.sh   # CUDA
+# Safe to rerun: every step is skipped or a no-op when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "[setup] installing system packages: ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || { echo "[setup] creating .venv"; "$PY" -m venv .venv; }
+PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+
+# torch first, pinned, so that no other requirement pulls a CUDA build by accident.
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+  echo "[setup] installing $TORCH_SPEC"
+  if [ -n "${TORCH_INDEX:-}" ]; then "${PIP[@]}" "$TORCH_SPEC" --index-url "$TORCH_INDEX"; else "${PIP[@]}" "$TORCH_SPEC"; fi
+fi
+
+echo "[setup] installing codecfake-bench with its optional backends and test tools"
+"${PIP[@]}" -e ".[all,test]"
+.venv/bin/python -c "import torch, codecfake_build, benchmark, leaderboard; print('[setup] ok: torch', torch.__version__, '| cuda', torch.cuda.is_available())"
