@@ -40,14 +40,27 @@ def load_weights(model: nn.Module, path: str | Path, map_location: str = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found. Fix: pass --checkpoint with an existing .pth/.pt file")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot read checkpoint ({type(exc).__name__}). "
+                         "Fix: pass a PyTorch state dict (.pth/.pt) saved with torch.save") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    name = getattr(model, "registry_name", type(model).__name__)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except (RuntimeError, ValueError) as exc:
+        # Models may explain a mismatch themselves (e.g. which AASIST variant fits);
+        # torch's own report is many lines, so keep only its first.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: {first}" if "Fix:" in first else
+                         f"{path}: checkpoint does not fit model {name} ({first}). "
+                         "Fix: pass the --model that produced this checkpoint") from None
     if missing or unexpected:
         raise ValueError(
-            f"{path}: checkpoint does not fit model {type(model).__name__}: "
+            f"{path}: checkpoint does not fit model {name}: "
             f"missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]}. "
             "Fix: pass the --model that produced this checkpoint"
         )

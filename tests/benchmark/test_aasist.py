@@ -54,8 +54,6 @@ def test_wrong_checkpoint_is_one_actionable_line(name, other):
 
 
 @requires_shared
-@pytest.mark.xfail(reason="benchmark/models/base.py load_weights does not yet prefix errors raised "
-                          "by model.load_state_dict with the checkpoint path", strict=False)
 def test_wrong_checkpoint_error_names_file():
     with pytest.raises(ValueError, match="AASIST-L.pth"):
         load_weights(create_model("aasist"), weights("aasist-l"))
