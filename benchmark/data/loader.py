@@ -1,0 +1,205 @@
+"""Cut waveforms to the model's input length and batch them.
+
+Training crops are drawn from a generator seeded by (seed, epoch, index), so
+they do not depend on worker count, worker order or whether a run was
+resumed; only the shuffle order uses the loader's generator, whose state the
+trainer checkpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from benchmark.data.labels import label_to_target
+from benchmark.data.source import AudioSource
+from codecfake_build.audio import tile_to_length
+
+CROPS = ("tile",)
+
+
+def random_crop(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Training cut: a random n-sample window; short clips are repeated to n."""
+    if len(x) <= n:
+        return tile_to_length(x, n)
+    start = int(rng.integers(0, len(x) - n + 1))
+    return x[start:start + n]
+
+
+def eval_cut(x: np.ndarray, n: int, crop: str = "tile") -> np.ndarray:
+    """Evaluation cut (AASIST convention): the first n samples, short clips tiled."""
+    if crop != "tile":
+        raise ValueError(f"unknown crop mode '{crop}'; choose one of: {', '.join(CROPS)}")
+    return tile_to_length(x, n)
+
+
+class WaveformDataset(Dataset):
+    """Torch view of an ``AudioSource`` with model-ready cuts and targets.
+
+    ``num_samples=None`` keeps whole clips (variable-length models); then
+    ``max_samples`` optionally caps them the same way (random window in
+    training, first samples in evaluation) to bound memory.
+    """
+
+    def __init__(
+        self,
+        source: AudioSource,
+        *,
+        num_samples: int | None,
+        train: bool,
+        seed: int = 0,
+        crop: str = "tile",
+        max_samples: int | None = None,
+    ):
+        if crop not in CROPS:
+            raise ValueError(f"unknown crop mode '{crop}'; choose one of: {', '.join(CROPS)}")
+        self.source = source
+        self.num_samples = num_samples
+        self.train = train
+        self.seed = seed
+        self.crop = crop
+        self.max_samples = max_samples
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def cut(self, wave: np.ndarray, index: int) -> np.ndarray:
+        n = self.num_samples if self.num_samples is not None else self.max_samples
+        if n is None or (self.num_samples is None and len(wave) <= n):
+            return wave
+        if self.train:
+            return random_crop(wave, n, np.random.default_rng((self.seed, self.epoch, index)))
+        return eval_cut(wave, n, self.crop)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        wave, label, meta = self.source[index]
+        return {
+            "wave": np.ascontiguousarray(self.cut(wave, index), dtype=np.float32),
+            "target": label_to_target(label),
+            "filename": meta["filename"],
+            "meta": meta,
+        }
+
+
+@dataclass
+class Batch:
+    wave: torch.Tensor  # (B, T) float32, zero-padded when lengths differ
+    target: torch.Tensor  # (B,) int64 model targets (1 = bona fide, -1 = unlabelled)
+    lengths: torch.Tensor  # (B,) valid samples per row before padding
+    filenames: list[str]
+    meta: list[dict[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.filenames)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+        return Batch(self.wave.to(device, non_blocking=non_blocking), self.target.to(device, non_blocking=non_blocking),
+                     self.lengths, self.filenames, self.meta)
+
+    def pin_memory(self) -> "Batch":  # called by DataLoader(pin_memory=True)
+        return Batch(self.wave.pin_memory(), self.target.pin_memory(), self.lengths, self.filenames, self.meta)
+
+
+def collate(items: Sequence[dict[str, Any]]) -> Batch:
+    lengths = [len(it["wave"]) for it in items]
+    wave = torch.zeros(len(items), max(lengths), dtype=torch.float32)
+    for row, it in enumerate(items):
+        wave[row, : len(it["wave"])] = torch.from_numpy(it["wave"])
+    return Batch(
+        wave=wave,
+        target=torch.tensor([it["target"] for it in items], dtype=torch.int64),
+        lengths=torch.tensor(lengths, dtype=torch.int64),
+        filenames=[it["filename"] for it in items],
+        meta=[it["meta"] for it in items],
+    )
+
+
+class LengthBucketSampler(Sampler[list[int]]):
+    """Batches of similar length so variable-length inputs need little padding.
+
+    Training: shuffle, sort within pools of ``pool_batches`` batches, shuffle
+    the batches.  Evaluation: one deterministic pass in length order.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[float] | np.ndarray,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+        pool_batches: int = 50,
+    ):
+        self.lengths = np.asarray(lengths, dtype=np.float64)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+        self.drop_last = drop_last
+        self.pool = batch_size * pool_batches
+
+    def __len__(self) -> int:
+        n = len(self.lengths)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        n = len(self.lengths)
+        if not self.shuffle:
+            order = np.argsort(self.lengths, kind="stable")
+            batches = [order[i:i + self.batch_size] for i in range(0, n, self.batch_size)]
+        else:
+            perm = torch.randperm(n, generator=self.generator).numpy()
+            batches = []
+            for start in range(0, n, self.pool):
+                pool = perm[start:start + self.pool]
+                pool = pool[np.argsort(self.lengths[pool], kind="stable")]
+                batches += [pool[i:i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=self.generator).tolist()]
+        for b in batches:
+            if self.drop_last and len(b) < self.batch_size:
+                continue
+            yield [int(i) for i in b]
+
+
+def make_loader(
+    source: AudioSource,
+    *,
+    batch_size: int,
+    train: bool,
+    num_samples: int | None,
+    crop: str = "tile",
+    max_samples: int | None = None,
+    num_workers: int = 0,
+    seed: int = 0,
+    pin_memory: bool = False,
+    drop_last: bool | None = None,
+) -> DataLoader:
+    """A DataLoader of ``Batch``es.  Its ``generator`` drives shuffling; save
+    ``loader.generator.get_state()`` to resume mid-run with identical order.
+
+    ``drop_last`` defaults to True in training (a trailing batch of one breaks
+    BatchNorm) unless the data is smaller than one batch.
+    """
+    dataset = WaveformDataset(source, num_samples=num_samples, train=train, seed=seed, crop=crop,
+                              max_samples=max_samples)
+    if drop_last is None:
+        drop_last = train and len(dataset) > batch_size
+    # An own generator also keeps evaluation from consuming the global torch RNG.
+    generator = torch.Generator().manual_seed(seed)
+    common: dict[str, Any] = dict(collate_fn=collate, num_workers=num_workers, pin_memory=pin_memory,
+                                  generator=generator, persistent_workers=False)
+    if num_samples is None:
+        lengths = source.durations() * source.sample_rate
+        if max_samples is not None:
+            lengths = np.minimum(lengths, max_samples)
+        sampler = LengthBucketSampler(lengths, batch_size, shuffle=train, generator=generator, drop_last=drop_last)
+        return DataLoader(dataset, batch_sampler=sampler, **common)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=train, drop_last=drop_last, **common)

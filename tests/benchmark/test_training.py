@@ -1,0 +1,277 @@
+"""benchmark.training: strict configs, the loop, checkpoints, resume and early stopping."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from benchmark.data import BuiltDataset, make_loader
+from benchmark.models import MODELS, load_weights
+from benchmark.models.base import Detector
+from benchmark.training.config import load_yaml_text
+from benchmark.training import LOG_COLUMNS, ConfigError, TrainConfig, TrainingError, score_loader, train
+from tests.benchmark.test_data import write_built_dataset
+
+TINY = "tiny-training-test"
+
+
+@MODELS.register(TINY)
+class TinyDetector(Detector):
+    """Learned filter bank energies -> linear: trains in milliseconds on CPU."""
+
+    def __init__(self, num_samples: int | None = 2000, channels: int = 8, dropout: float = 0.1):
+        super().__init__()
+        self.num_samples = num_samples
+        self.conv = nn.Conv1d(1, channels, kernel_size=32, stride=16)
+        self.drop = nn.Dropout(dropout)  # exercises the torch RNG that resume must restore
+        self.head = nn.Linear(channels, 2)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        energy = self.conv(wave.unsqueeze(1)).abs().mean(dim=-1)
+        return self.head(self.drop(torch.log1p(energy)))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    return write_built_dataset(tmp_path_factory.mktemp("built"), {"train": 32, "validation": 16})
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("hfcache")
+
+
+def make_config(built: Path, cache: Path, out_dir: Path, **optim) -> TrainConfig:
+    raw = {
+        "data": {"dataset": str(built), "cache_dir": str(cache)},
+        "model": {"name": TINY, "kwargs": {"channels": 8}},
+        "optim": {"epochs": 3, "batch_size": 8, "lr": 3e-3, "num_workers": 0, "class_weights": "balanced", **optim},
+        "seed": 7,
+        "device": "cpu",
+        "out_dir": str(out_dir),
+    }
+    return TrainConfig.from_dict(raw)
+
+
+# --- config ----------------------------------------------------------------------------------------
+
+EXAMPLE = """\
+data:
+  dataset: /data/codecfake_built
+  train_split: train
+  dev_split: validation
+  codecs: [none, encodec, "dac@16khz_6kbps"]
+  languages: [en, zh]
+model:
+  name: aasist
+  kwargs: {first_conv: 128}
+optim:
+  epochs: 100
+  batch_size: 24
+  lr: 1e-4
+  weight_decay: 1.0e-4
+  betas: [0.9, 0.999]
+  class_weights: [0.9, 0.1]
+  scheduler: cosine
+  num_workers: 4
+early_stopping: {patience: 10, on: dev_eer}
+seed: 1234
+device: auto
+amp: false
+out_dir: runs/aasist_codecfake
+"""
+
+
+def test_config_from_yaml(tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text(EXAMPLE)
+    cfg = TrainConfig.from_yaml(path)
+    assert cfg.data.codecs == ["none", "encodec", "dac@16khz_6kbps"] and cfg.data.corpora is None
+    assert cfg.model.kwargs == {"first_conv": 128}
+    assert cfg.optim.lr == 1e-4 and isinstance(cfg.optim.lr, float)  # "1e-4" is a string to PyYAML
+    assert cfg.optim.class_weights == [0.9, 0.1] and cfg.early_stopping.patience == 10
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    "edit, fragments",
+    [
+        (lambda c: c["optim"].update(lrr=0.1), ["unknown key 'optim.lrr'", "Did you mean 'lr'", "Valid keys in optim:", "weight_decay"]),
+        (lambda c: c.update(sede=1), ["unknown key 'sede'", "Valid keys in the top level:", "out_dir"]),
+        (lambda c: c["optim"].update(epochs="ten"), ["key 'optim.epochs': expected int, got str", "Valid keys in optim:"]),
+        (lambda c: c["optim"].update(epochs=2.5), ["key 'optim.epochs': expected int"]),
+        (lambda c: c["data"].update(codecs="none"), ["key 'data.codecs': expected list of str or null"]),
+        (lambda c: c.update(amp=1), ["key 'amp': expected bool"]),
+        (lambda c: c.update(device="gpu"), ["key 'device': expected 'auto' or 'cpu' or 'cuda'"]),
+        (lambda c: c["optim"].update(class_weights="even"), ["key 'optim.class_weights'", "balanced"]),
+        (lambda c: c["optim"].update(class_weights=[1, 2, 3]), ["key 'optim.class_weights'"]),
+        (lambda c: c["optim"].update(batch_size=0), ["key 'optim.batch_size': must be >= 1"]),
+        (lambda c: c["early_stopping"].update(on="loss"), ["key 'early_stopping.on'", "'dev_eer'"]),
+        (lambda c: c["model"].pop("name"), ["required key 'model.name' is missing", "Valid keys in model: name, kwargs"]),
+        (lambda c: c.update(optim=[1, 2]), ["optim must be a mapping"]),
+    ],
+)
+def test_config_errors_are_one_line_and_name_file_and_key(tmp_path, edit, fragments):
+    raw = load_yaml_text(EXAMPLE)  # YAML 1.2: the key 'on' stays a string
+    edit(raw)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as err:
+        TrainConfig.from_yaml(path)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(str(path))
+    for fragment in fragments:
+        assert fragment in msg
+
+
+def test_config_file_problems(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        TrainConfig.from_yaml(tmp_path / "missing.yaml")
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml:\d+: invalid YAML"):
+        TrainConfig.from_yaml(bad)
+
+
+# --- training --------------------------------------------------------------------------------------
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def test_train_writes_checkpoints_log_and_summary(built, cache, tmp_path):
+    out = tmp_path / "run"
+    summary = train(make_config(built, cache, out), progress=False)
+    ckpts = out / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["best.pt", "epoch_001.pt", "epoch_002.pt", "epoch_003.pt", "last.pt"]
+    last = torch.load(ckpts / "last.pt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 3 and set(last["rng"]) == {"python", "numpy", "torch", "cuda", "sampler"}
+    assert {"model", "optimizer", "scheduler", "state", "config"} <= set(last)
+    assert all(torch.equal(a, b) for a, b in zip(_weights(ckpts / "epoch_003.pt").values(), last["model"].values()))
+    rows = list(csv.DictReader((out / "train_log.csv").open()))
+    assert tuple(rows[0]) == LOG_COLUMNS and [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    eers = [float(r["dev_eer"]) for r in rows]
+    assert summary["best_dev_eer"] == min(eers) and summary["best_epoch"] == 1 + int(np.argmin(eers))
+    assert summary["best_dev_eer"] < 0.3  # tone vs noise is learnable: the loop really trains
+    best = torch.load(ckpts / "best.pt", map_location="cpu", weights_only=True)
+    assert best["epoch"] == summary["best_epoch"]
+    on_disk = json.loads((out / "train_summary.json").read_text())
+    assert on_disk["epochs_completed"] == 3 and not on_disk["stopped_early"]
+    assert on_disk["class_counts"] == {"bonafide": 16, "spoof": 16}
+    assert on_disk["class_weights"] == {"bonafide": 1.0, "spoof": 1.0}  # "balanced" on balanced data
+    assert TrainConfig.from_yaml(out / "config.yaml") == make_config(built, cache, out)
+    # Training checkpoints load through the models' loader.
+    load_weights(TinyDetector(), ckpts / "best.pt")
+    # Same run directory without resume would mix two runs.
+    with pytest.raises(TrainingError, match="already holds a training run"):
+        train(make_config(built, cache, out), resume=False, progress=False)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_after_crash_is_bitwise_identical(built, cache, tmp_path):
+    straight = tmp_path / "straight"
+    train(make_config(built, cache, straight, scheduler="cosine"), progress=False)
+
+    crashed = tmp_path / "crashed"
+
+    def crash_after_first(row):
+        if row["epoch"] == 1:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(make_config(built, cache, crashed, scheduler="cosine"), progress=False, on_epoch_end=crash_after_first)
+    assert not (crashed / "checkpoints" / "epoch_002.pt").exists()
+    # Scramble global RNGs as a fresh process would; resume must not depend on them.
+    torch.manual_seed(999)
+    np.random.seed(999)
+    summary = train(make_config(built, cache, crashed, scheduler="cosine"), progress=False)
+    assert summary["epochs_completed"] == 3
+
+    a, b = _weights(straight / "checkpoints" / "last.pt"), _weights(crashed / "checkpoints" / "last.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    log_a = [{k: r[k] for k in ("epoch", "train_loss", "dev_eer", "lr")} for r in csv.DictReader((straight / "train_log.csv").open())]
+    log_b = [{k: r[k] for k in ("epoch", "train_loss", "dev_eer", "lr")} for r in csv.DictReader((crashed / "train_log.csv").open())]
+    assert log_a == log_b
+    # A finished run resumed again trains nothing more.
+    again = train(make_config(built, cache, crashed, scheduler="cosine"), progress=False)
+    assert again["epochs_completed"] == 3
+    assert all(torch.equal(b[k], v) for k, v in _weights(crashed / "checkpoints" / "last.pt").items())
+
+
+def test_early_stopping_stops_and_stays_stopped(built, cache, tmp_path):
+    out = tmp_path / "stop"
+    # lr 0 freezes the model, so the dev EER never improves after epoch 1.
+    cfg = make_config(built, cache, out, epochs=10, lr=0.0)
+    cfg.early_stopping.patience = 2
+    summary = train(cfg, progress=False)
+    assert summary["stopped_early"] and summary["epochs_completed"] == 3 and summary["best_epoch"] == 1
+    assert not (out / "checkpoints" / "epoch_004.pt").exists()
+    assert train(cfg, progress=False)["epochs_completed"] == 3  # resuming a stopped run does not restart it
+
+
+def test_keep_epoch_checkpoints_and_variable_length_model(built, cache, tmp_path):
+    out = tmp_path / "var"
+    cfg = make_config(built, cache, out, epochs=2)
+    cfg.model.kwargs["num_samples"] = None  # whole clips, length-bucketed batches
+    cfg.data.max_samples = 3000
+    cfg.keep_epoch_checkpoints = 1
+    summary = train(cfg, progress=False)
+    assert summary["epochs_completed"] == 2
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.pt", "epoch_002.pt", "last.pt"]
+
+
+def test_resume_refuses_a_different_model(built, cache, tmp_path):
+    out = tmp_path / "run"
+    train(make_config(built, cache, out, epochs=1), progress=False)
+    cfg = make_config(built, cache, out, epochs=2)
+    cfg.model.kwargs["channels"] = 4
+    with pytest.raises(TrainingError, match="was trained with model"):
+        train(cfg, progress=False)
+
+
+def test_dev_split_without_a_class_is_an_error(built, cache, tmp_path):
+    cfg = make_config(built, cache, tmp_path / "x")
+    cfg.data.codecs = ["codecA"]
+    with pytest.raises(TrainingError, match="no bonafide rows.*codec 'none'"):
+        train(cfg, progress=False)
+
+
+def test_score_loader_returns_names_and_bona_minus_spoof(built, cache):
+    src = BuiltDataset(built, "validation", cache_dir=cache)
+    model = TinyDetector()
+    loader = make_loader(src, batch_size=5, train=False, num_samples=model.num_samples)
+    names, scores = score_loader(model, loader, "cpu")
+    assert names == src.filenames and scores.shape == (len(src),) and scores.dtype == np.float64
+    batch = next(iter(loader))
+    with torch.no_grad():
+        logits = model(batch.wave)
+    np.testing.assert_allclose(scores[:5], (logits[:, 1] - logits[:, 0]).numpy(), rtol=1e-6)
+    _, _, targets = score_loader(model, loader, "cpu", return_targets=True)
+    assert targets.tolist() == [1 - int(x) for x in src.labels]  # model target 1 = bona fide = dataset 0
+    assert not model.training
+
+
+def test_cli_runs_a_yaml_and_reports_config_errors_in_one_line(built, cache, tmp_path, capsys):
+    from benchmark.training.__main__ import main
+
+    cfg = make_config(built, cache, tmp_path / "cli", epochs=1).to_dict()
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main([str(path), "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["epochs_completed"] == 1
+    cfg["optim"]["epochz"] = 3
+    path.write_text(yaml.safe_dump(cfg))
+    assert main([str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown key 'optim.epochz'" in err and str(path) in err
