@@ -241,7 +241,10 @@ def build(cfg: BuildConfig) -> BuildResult:
             bar.update(len(shard))
             continue
         rows, skipped = build_shard(shard, codecs, cfg.batch_size)
-        manifest.record(name, write_shard(rows, cfg.out / name), len(rows), skipped)
+        # A zero-row parquet file breaks datasets' reader, so a shard whose inputs
+        # were all bad is recorded in the manifest but not written.
+        sha = write_shard(rows, cfg.out / name) if rows else None
+        manifest.record(name, sha, len(rows), skipped)
         bar.update(len(shard))
     bar.close()
     result = summarise(cfg, manifest, shards, time.time() - t0)
@@ -262,6 +265,8 @@ def summarise(cfg: BuildConfig, manifest: Manifest, shards: dict[str, list], sec
     names = [shard_name(s, i, len(lst)) for s, lst in shards.items() for i in range(len(lst))]
     for name in names:
         skipped.extend(manifest.shards[name]["skipped"])
+        if manifest.shards[name]["rows"] == 0:
+            continue
         table = pq.read_table(cfg.out / name, columns=["label", "split"])
         labels.update(table.column("label").to_pylist())
         split_rows.update(table.column("split").to_pylist())

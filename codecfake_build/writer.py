@@ -78,10 +78,14 @@ class Manifest:
 
     def is_done(self, name: str) -> bool:
         entry = self.shards.get(name)
+        if not entry:
+            return False
+        if entry["rows"] == 0:  # every input of the shard was bad: nothing to write
+            return True
         path = self.out / name
-        return bool(entry) and path.is_file() and sha256_file(path) == entry["sha256"]
+        return path.is_file() and sha256_file(path) == entry["sha256"]
 
-    def record(self, name: str, sha256: str, rows: int, skipped: list[dict[str, str]]) -> None:
+    def record(self, name: str, sha256: str | None, rows: int, skipped: list[dict[str, str]]) -> None:
         self.shards[name] = {"sha256": sha256, "rows": rows, "skipped": skipped}
         self.save()
 

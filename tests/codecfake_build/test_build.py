@@ -203,6 +203,21 @@ def test_speaker_split_is_speaker_disjoint(corpus, tmp_path):
     assert len({next(iter(s)) for s in splits_of.values()}) >= 2
 
 
+def test_shard_of_only_bad_files_is_not_written(tmp_path):
+    import datasets
+
+    root = tmp_path / "c"
+    make_corpus(root, n_per_speaker=1)
+    out = tmp_path / "o"
+    # Ratios 0/0/1 put everything in test; shard size 1 isolates each bad file.
+    res = build(cfg_for(root, out, codecs="mp3", shard_size=1, ratios=(0, 0, 1)))
+    manifest = json.loads((out / "manifest.json").read_text())
+    empty = [n for n, e in manifest["shards"].items() if e["rows"] == 0]
+    assert len(empty) == 4 and not any((out / n).exists() for n in empty)
+    assert len(datasets.load_dataset(str(out))["test"]) == res.rows == 8
+    assert res.summary().count("skipped 4 source files") == 1
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "codecfake_build", *args], cwd=REPO,
                           capture_output=True, text=True)
