@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.metrics import ScoreType, compute_metrics
+from codecfake_build.atomic import atomic_write_text
 
 SCORE_HEADER = ("filename", "cm-score")
 KEY_HEADER = ("filename", "cm-label")
@@ -36,20 +35,6 @@ class EvaluationError(ValueError):
 
 def _fail(path: Path | str, problem: str, fix: str) -> EvaluationError:
     return EvaluationError(f"{path}: {problem}. Fix: {fix}")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    # Write next to the target so os.replace stays on one filesystem: a reader
-    # (or a crashed run) never sees a half-written file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_rows(path: Path, header: tuple[str, str], kind: str) -> list[tuple[int, str, str]]:
@@ -116,20 +101,38 @@ def read_keys(path: str | Path) -> tuple[list[str], np.ndarray]:
     return [name for _, name, _ in rows], y
 
 
+def _check_names(path: Path, filenames: Sequence[str], n_values: int, what: str) -> None:
+    if len(filenames) != n_values:
+        raise ValueError(f"{path}: {len(filenames)} filenames but {n_values} {what}")
+    bad = next((n for n in filenames if not n or "\t" in n or "\n" in n or "\r" in n or n != n.strip()), None)
+    if bad is not None:
+        raise ValueError(f"{path}: filename {bad!r} is empty or has tabs/newlines/outer spaces, which the TSV cannot hold")
+    _check_unique(path, filenames)
+
+
 def write_scores(path: str | Path, filenames: Sequence[str], scores: Sequence[float] | np.ndarray) -> None:
     """Write a scores TSV atomically.  NaN/inf are written as-is so a scoring
     run keeps its output; :func:`read_scores` then reports them."""
     path = Path(path)
     scores = np.asarray(scores, dtype=np.float64).ravel()
-    if len(filenames) != scores.size:
-        raise ValueError(f"{path}: {len(filenames)} filenames but {scores.size} scores")
-    bad = next((n for n in filenames if not n or "\t" in n or "\n" in n or "\r" in n or n != n.strip()), None)
-    if bad is not None:
-        raise ValueError(f"{path}: filename {bad!r} is empty or has tabs/newlines/outer spaces, which the TSV cannot hold")
-    _check_unique(path, filenames)
+    _check_names(path, filenames, scores.size, "scores")
     # repr() round-trips a float64 exactly, so re-reading gives identical metrics.
     body = "".join(f"{n}\t{float(s)!r}\n" for n, s in zip(filenames, scores))
-    _atomic_write_text(path, "\t".join(SCORE_HEADER) + "\n" + body)
+    atomic_write_text(path, "\t".join(SCORE_HEADER) + "\n" + body)
+
+
+def write_keys(path: str | Path, filenames: Sequence[str], bonafide: Sequence[bool] | np.ndarray,
+               conditions: Sequence[str] | None = None) -> None:
+    """Write a keys TSV atomically; an optional third column names each trial's condition."""
+    path = Path(path)
+    flags = np.asarray(bonafide, dtype=bool).ravel()
+    _check_names(path, filenames, flags.size, "labels")
+    header = [*KEY_HEADER, "condition"] if conditions is not None else list(KEY_HEADER)
+    rows = []
+    for i, (n, b) in enumerate(zip(filenames, flags)):
+        cols = [n, "bonafide" if b else "spoof"] + ([conditions[i]] if conditions is not None else [])
+        rows.append("\t".join(cols) + "\n")
+    atomic_write_text(path, "\t".join(header) + "\n" + "".join(rows))
 
 
 def _join(scores_path: Path, names: list[str], keys_path: Path, key_names: list[str]) -> np.ndarray:
@@ -168,5 +171,5 @@ def evaluate_files(
     idx = _join(scores_path, names, keys_path, key_names)
     metrics = compute_metrics(scores, labels[idx], score_type=score_type)
     if out_path is not None:
-        _atomic_write_text(Path(out_path), json.dumps(metrics, indent=2) + "\n")
+        atomic_write_text(Path(out_path), json.dumps(metrics, indent=2) + "\n")
     return metrics

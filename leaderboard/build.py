@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -11,6 +9,7 @@ from pathlib import Path
 
 from leaderboard.collect import collect_runs
 from leaderboard.tables import render_csv, render_markdown
+from codecfake_build.atomic import atomic_write_text
 
 
 class NoRunsError(ValueError):
@@ -29,18 +28,6 @@ class BuildResult:
     warnings: tuple[str, ...]
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    # A leaderboard that is being read (or served) must never be seen half written.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build(runs_dir: str | Path, out_dir: str | Path, build_date: str | None = None) -> BuildResult:
     """Write the leaderboard; ``build_date`` defaults to now (UTC)."""
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
@@ -55,8 +42,8 @@ def build(runs_dir: str | Path, out_dir: str | Path, build_date: str | None = No
     date = build_date or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out_dir.mkdir(parents=True, exist_ok=True)
     md_path, csv_path = out_dir / "leaderboard.md", out_dir / "leaderboard.csv"
-    _atomic_write_text(md_path, render_markdown(collection.runs, date, runs_dir.as_posix()))
-    _atomic_write_text(csv_path, render_csv(collection.runs, source_root=str(runs_dir)))
+    atomic_write_text(md_path, render_markdown(collection.runs, date, runs_dir.as_posix()))
+    atomic_write_text(csv_path, render_csv(collection.runs, source_root=str(runs_dir)))
     return BuildResult(
         markdown_path=md_path,
         csv_path=csv_path,

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
+
+from codecfake_build.atomic import atomic_write_text
 
 RUN_KIND = "codecfake-bench-run"
 REQUIRED_METRICS = ("eer", "auc", "min_dcf")
@@ -123,17 +123,7 @@ class RunRecord:
         """Validate and write atomically, so a crash never leaves a half run file
         for the leaderboard to trip over."""
         RunRecord.from_json(self.to_json())
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_json(), f, indent=2, allow_nan=False)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(path, json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n")
 
 
 def _check_metrics(metrics: Mapping[str, Any]) -> None:

@@ -170,12 +170,12 @@ def test_write_scores_replaces_atomically(tmp_path, monkeypatch):
     path = tmp_path / "scores.tsv"
     write_scores(path, ["a"], [1.0])
     # a failure mid-write must leave the old file intact and no temp file behind
-    import benchmark.evaluate as ev
+    import codecfake_build.atomic as atomic
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ev.os, "replace", boom)
+    monkeypatch.setattr(atomic.os, "replace", boom)
     with pytest.raises(OSError):
         write_scores(path, ["a", "b"], [2.0, 3.0])
     assert read_scores(path)[0] == ["a"]

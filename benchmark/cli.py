@@ -1,0 +1,162 @@
+"""``python -m benchmark``: score, evaluate, train, list models, run experiments."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+EPILOG = """\
+examples:
+  python -m benchmark run demo --out runs/demo           # the whole slice, offline, a few minutes
+  python -m benchmark run demo --aasist-weights ../shared/weights/aasist/AASIST.pth \\
+      --weights soundstream-lyra=../shared/weights/lyra_v2
+  python -m benchmark train --config configs/demo_lcnn.yaml
+  python -m benchmark score --model aasist --checkpoint AASIST.pth --out scores.tsv clips/ extra.wav
+  python -m benchmark evaluate --scores scores.tsv --keys keys.tsv --out metrics.json
+  python -m benchmark models --json
+
+Scores are bona-fide logit minus spoof logit: higher means more bona fide.
+EER uses bona fide as the positive class and is never folded.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmark", epilog=EPILOG,
+                                description="Train, score and evaluate audio-deepfake detectors.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("score", help="score audio files or folders with a detector",
+                       description="Write a TSV 'filename<TAB>cm-score' (higher = more bona fide). "
+                                   "AASIST-family models see the first 64,600 samples at 16 kHz, short "
+                                   "clips tiled. Unusable files are skipped and listed.")
+    s.add_argument("inputs", nargs="+", help="audio files and/or folders (searched recursively)")
+    s.add_argument("--model", required=True, help="registered model name, see 'python -m benchmark models'")
+    s.add_argument("--checkpoint", help="official state dict or our training checkpoint (.pt/.pth)")
+    s.add_argument("--out", required=True, type=Path, help="output scores TSV")
+    s.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    s.add_argument("--batch-size", type=int, default=16)
+
+    e = sub.add_parser("evaluate", help="EER, AUC, min DCF from score and key TSVs",
+                       description="Join scores with keys ('filename<TAB>cm-label', bonafide/spoof) and "
+                                   "write metrics.json: eer (percent), auc, min_dcf (ASVspoof5 costs), "
+                                   "threshold, accuracy, n_bonafide, n_spoof.")
+    e.add_argument("--scores", required=True, type=Path)
+    e.add_argument("--keys", required=True, type=Path)
+    e.add_argument("--out", required=True, type=Path)
+    e.add_argument("--score-type", choices=["logit", "probability", "other"], default="logit",
+                   help="how to threshold accuracy: logit (score >= 0), probability (>= 0.5), other (none)")
+
+    t = sub.add_parser("train", help="train a detector from a YAML config",
+                       description="Train with checkpoints every epoch; rerunning resumes from last.pt.")
+    t.add_argument("--config", required=True, type=Path, help="YAML file, e.g. configs/demo_lcnn.yaml")
+    t.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run")
+
+    m = sub.add_parser("models", help="list registered detectors and their parameter counts")
+    m.add_argument("--json", action="store_true")
+
+    r = sub.add_parser("run", help="run a named experiment", description="Experiments: demo (the whole "
+                       "pipeline on the embedded corpus, offline, a few minutes on 2 CPU cores).")
+    r.add_argument("experiment", choices=["demo"])
+    r.add_argument("--out", type=Path, default=Path("runs/demo"))
+    r.add_argument("--codec", help="codecs for the demo dataset (default: soundstream-lyra@9.2kbps,mp3@32kbps "
+                   "when Lyra's weights are found, else mp3@32kbps,opus@16kbps)")
+    r.add_argument("--weights", action="append", default=[], metavar="CODEC=PATH", help="codec weights")
+    r.add_argument("--aasist-weights", type=Path, help="official AASIST.pth to evaluate beside Mel-LCNN")
+    r.add_argument("--epochs", type=int, default=4)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default="auto")
+    return p
+
+
+def _device(name: str) -> str:
+    import torch
+
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+
+
+def cmd_score(args) -> int:
+    from benchmark.evaluate import write_scores
+    from benchmark.models import create_model, load_weights
+    from benchmark.scoring import collect_inputs, score_paths
+
+    model = create_model(args.model)
+    if args.checkpoint:
+        load_weights(model, args.checkpoint)
+    else:
+        print(f"warning: no --checkpoint: {args.model} has random weights", file=sys.stderr)
+    names, scores, skipped = score_paths(model, collect_inputs(args.inputs), _device(args.device), args.batch_size)
+    write_scores(args.out, names, scores)
+    print(f"scored {len(names)} files into {args.out}; skipped {len(skipped)}"
+          + "".join(f"\n  skipped {s['path']}: {s['reason']}" for s in skipped))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from benchmark.evaluate import evaluate_files
+
+    m = evaluate_files(args.scores, args.keys, args.out, score_type=args.score_type)
+    print(f"EER {m['eer']:.3f}%  AUC {m['auc']:.4f}  minDCF {m['min_dcf']:.4f}  "
+          f"({m['n_bonafide']} bona fide, {m['n_spoof']} spoof) -> {args.out}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from benchmark.training import train
+
+    summary = train(args.config, resume=not args.no_resume)
+    print(json.dumps({k: summary[k] for k in ("best_epoch", "best_dev_eer", "out_dir") if k in summary}))
+    return 0
+
+
+def cmd_models(args) -> int:
+    from benchmark.models import MODELS
+
+    rows = []
+    for name, cls in MODELS.items():
+        model = cls()
+        params = sum(p.numel() for p in model.parameters())
+        backend = getattr(model, "backend_params", None)
+        rows.append({"name": name, "params": params, "backend_params": backend() if callable(backend) else params})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['name']:<14} {r['params']:>12,} parameters")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from benchmark.runner import DemoConfig, run_demo
+
+    weights = dict(w.split("=", 1) for w in args.weights if "=" in w)
+    run_demo(DemoConfig(out=args.out, codecs=args.codec, weights=weights, aasist_weights=args.aasist_weights,
+                        epochs=args.epochs, seed=args.seed, device=args.device))
+    return 0
+
+
+COMMANDS = {"score": cmd_score, "evaluate": cmd_evaluate, "train": cmd_train, "models": cmd_models, "run": cmd_run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    from benchmark.data import DataError
+    from benchmark.evaluate import EvaluationError
+    from benchmark.training import ConfigError, TrainingError
+    from codecfake_build.audio import AudioError
+    from codecfake_build.codecs import CodecUnavailableError
+    from codecfake_build.corpora import CorpusError
+    from codecfake_build.registry import UnknownNameError
+    from codecfake_build.writer import OutputConflictError
+
+    expected = (DataError, EvaluationError, ConfigError, TrainingError, AudioError, CodecUnavailableError,
+                CorpusError, UnknownNameError, OutputConflictError, FileNotFoundError, ValueError)
+    try:
+        return COMMANDS[args.command](args)
+    except expected as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
