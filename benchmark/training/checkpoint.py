@@ -6,16 +6,16 @@ containers and tensors only), which ``benchmark.models.load_weights`` relies on.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from codecfake_build.atomic import atomic_path
 
 FORMAT = "codecfake-bench-train/1"
 _EPOCH_FILE = re.compile(r"^epoch_(\d{3,})\.pt$")
@@ -25,40 +25,14 @@ def epoch_path(ckpt_dir: Path, epoch: int) -> Path:
     return ckpt_dir / f"epoch_{epoch:03d}.pt"
 
 
-def _tmp_in(directory: Path, suffix: str) -> Path:
-    # Same directory as the target, so os.replace is an atomic rename, never a cross-device copy.
-    fd, name = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
-    os.close(fd)
-    return Path(name)
-
-
 def atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_in(path.parent, path.suffix)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def atomic_copy(src: Path, dst: Path) -> None:
-    tmp = _tmp_in(dst.parent, dst.suffix)
-    try:
+    with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_in(path.parent, path.suffix)
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -28,11 +28,11 @@ from benchmark.data import (
     make_loader,
     split_scores,
 )
+from codecfake_build.atomic import atomic_write_text
 from benchmark.training.checkpoint import (
     FORMAT,
     atomic_copy,
     atomic_save,
-    atomic_write_text,
     capture_rng,
     epoch_path,
     load_checkpoint,
