@@ -1,0 +1,106 @@
+"""benchmarks/codec_throughput.py end to end on two embedded clips through mp3
+(the cheapest real codec): the JSON it writes, the batched-vs-unbatched check,
+skipped codecs and argument errors.  Nothing here asserts a speed: the numbers
+depend on the machine and its load."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from codecfake_build.codecs import CodecUnavailableError
+from codecfake_build.codecs.ffmpeg import require_ffmpeg
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "codec_throughput.py"
+
+
+def _have_mp3_ffmpeg() -> bool:
+    if shutil.which("ffmpeg") is None:
+        return False
+    try:
+        require_ffmpeg("libmp3lame")
+    except CodecUnavailableError:
+        return False
+    return True
+
+
+needs_ffmpeg = pytest.mark.skipif(not _have_mp3_ffmpeg(), reason="ffmpeg with libmp3lame not installed")
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("codec_throughput", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclass/annotation lookups need the module registered
+    spec.loader.exec_module(mod)
+    yield mod
+    sys.modules.pop(spec.name, None)
+
+
+@needs_ffmpeg
+def test_mp3_two_clips_json_schema_and_batched_matches(script, tmp_path, capsys):
+    out = tmp_path / "res.json"
+    rc = script.main(["--codec", "mp3", "--clips", "2", "--repeats", "1", "--batch-size", "2",
+                      "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    assert "baseline xRT" in printed and "mp3@32kbps" in printed
+
+    res = json.loads(out.read_text())
+    assert res["schema"] == script.SCHEMA
+    for key in ("date", "commit", "torch", "device", "device_name", "settings", "clips", "codecs"):
+        assert key in res
+    assert res["device"] == "cpu" and res["device_name"]
+    assert res["settings"]["batch_size"] == 2 and res["settings"]["repeats"] == 1
+    assert res["clips"]["count"] == 2 and len(res["clips"]["ids"]) == 2
+    assert res["clips"]["ids"][0].startswith("embedded/")
+
+    (row,) = res["codecs"]
+    assert row["codec"] == "mp3@32kbps" and row["status"] == "ok" and row["reason"] is None
+    assert row["device"] == "cpu" and row["random_init"] is False
+    assert math.isclose(row["audio_seconds"], res["clips"]["audio_seconds"])
+    for mode in ("baseline", "batched"):
+        assert len(row[mode]["seconds"]) == 1
+        assert row[mode]["x_realtime"] > 0
+        assert math.isclose(row[mode]["x_realtime"], row["audio_seconds"] / row[mode]["best_seconds"])
+    assert math.isclose(row["ratio_batched_over_baseline"],
+                        row["baseline"]["best_seconds"] / row["batched"]["best_seconds"])
+    # The correctness half of the benchmark: batching must not change the audio.
+    assert row["max_abs_diff"] <= 1e-4 and row["matches"] is True
+    assert 0 < row["output_peak"] <= 1
+
+
+def test_unknown_codec_is_a_one_line_error(script, tmp_path, capsys):
+    out = tmp_path / "res.json"
+    rc = script.main(["--codec", "mp4", "--json", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith("error: unknown codec 'mp4'") and "mp3" in err
+    assert not out.exists()
+
+
+def test_codec_that_cannot_load_is_skipped_not_fatal(script, tmp_path, capsys):
+    out = tmp_path / "res.json"
+    rc = script.main(["--codec", "soundstream-lyra", "--weights", f"soundstream-lyra={tmp_path / 'none'}",
+                      "--clips", "1", "--repeats", "1", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 0
+    skipped = [line for line in printed.splitlines() if "skipped: " in line]
+    assert len(skipped) == 1 and skipped[0].startswith("soundstream-lyra@9.2kbps: skipped: ")
+    (row,) = json.loads(out.read_text())["codecs"]
+    assert row["status"] == "skipped" and row["reason"] and "baseline" not in row
+
+
+def test_help_has_description_and_examples(script, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "x real time" in text and "examples:" in text and "--random-init" in text
