@@ -132,7 +132,9 @@ def cmd_models(args) -> int:
 def cmd_run(args) -> int:
     from benchmark.runner import DemoConfig, run_demo
 
-    weights = dict(w.split("=", 1) for w in args.weights if "=" in w)
+    from codecfake_build.cli import parse_pairs
+
+    weights = dict(parse_pairs(args.weights, "--weights", need_value=True))
     run_demo(DemoConfig(out=args.out, codecs=args.codec, weights=weights, aasist_weights=args.aasist_weights,
                         epochs=args.epochs, seed=args.seed, device=args.device))
     return 0

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from codecfake_build.audio import AudioError, load_audio
+from codecfake_build.cli import parse_pairs
 from codecfake_build.codecs import CODECS, CodecSpec, CodecUnavailableError, create_codec, parse_codec_list
 from codecfake_build.corpora import CORPORA, CorpusError, open_corpus
 from codecfake_build.registry import UnknownNameError
@@ -103,19 +104,6 @@ than --tolerance, 2 for bad arguments."""
 
 def _one_line(text: object) -> str:
     return " ".join(str(text).split()) or "(no message)"
-
-
-def _pairs(values: list[str], flag: str, need_value: bool) -> list[tuple[str, str | None]]:
-    out: list[tuple[str, str | None]] = []
-    for v in values:
-        if "=" in v:
-            k, p = v.split("=", 1)
-            out.append((k.strip(), p.strip()))
-        elif need_value:
-            raise ValueError(f"{flag} {v}: expected NAME=PATH")
-        else:
-            out.append((v.strip(), None))
-    return out
 
 
 def _git(*args: str) -> str | None:
@@ -427,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--clips must be at least 1")
         specs = parse_codec_list(args.codec) if args.codec else [
             CodecSpec(name, cls.default_config) for name, cls in CODECS.items()]
-        weights: dict[str, str] = dict(_pairs(args.weights, "--weights", need_value=True))  # type: ignore[arg-type]
+        weights: dict[str, str] = dict(parse_pairs(args.weights, "--weights", need_value=True))  # type: ignore[arg-type]
         unknown = [k for k in weights if k not in {s.name for s in specs}]
         if unknown:
             raise ValueError(f"--weights {unknown[0]}=...: that codec is not among the benchmarked codecs "
@@ -439,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--device {args.device}: CUDA is not available here. Fix: use --device cpu")
         elif args.device != "cpu":
             raise ValueError(f"--device {args.device}: use cpu, cuda or cuda:N")
-        corpora = _pairs(args.corpus, "--corpus", need_value=False) or [("embedded", None)]
+        corpora = parse_pairs(args.corpus, "--corpus", need_value=False) or [("embedded", None)]
         clips, problems = load_clips(corpora, args.clips, args.language)
         if not clips:
             raise ValueError("no readable clips: " + (problems[0] if problems else "the corpus is empty"))

@@ -36,7 +36,8 @@ Unreadable, empty, silent or NaN files are skipped and listed in <out>/build_rep
 """
 
 
-def _pairs(values: list[str], flag: str, need_value: bool) -> list[tuple[str, str | None]]:
+def parse_pairs(values: list[str], flag: str, need_value: bool) -> list[tuple[str, str | None]]:
+    """``KIND=PATH`` arguments (``--corpus``, ``--weights``); a bare ``KIND`` is allowed unless ``need_value``."""
     out = []
     for v in values:
         if "=" in v:
@@ -113,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.batch_size < 1 or args.shard_size < 1:
             raise ValueError("--batch-size and --shard-size must be at least 1")
         cfg = BuildConfig(
-            corpora=_pairs(args.corpus, "--corpus", need_value=False) or [("embedded", None)],
+            corpora=parse_pairs(args.corpus, "--corpus", need_value=False) or [("embedded", None)],
             codecs=parse_codec_list(args.codec), out=args.out, language=args.language,
-            weights=dict(_pairs(args.weights, "--weights", need_value=True)),  # type: ignore[arg-type]
+            weights=dict(parse_pairs(args.weights, "--weights", need_value=True)),  # type: ignore[arg-type]
             device=args.device, batch_size=args.batch_size, limit=args.limit, split_by=args.split_by,
             ratios=parse_ratios(args.ratios), seed=args.seed, shard_size=args.shard_size,
             export=args.export, overwrite=args.overwrite, progress=not args.no_progress,
