@@ -72,23 +72,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _device(name: str) -> str:
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
-
-
 def cmd_score(args) -> int:
     from benchmark.evaluate import write_scores
     from benchmark.models import create_model, load_weights
     from benchmark.scoring import collect_inputs, score_paths
+    from benchmark.training import resolve_device
 
     model = create_model(args.model)
     if args.checkpoint:
         load_weights(model, args.checkpoint)
     else:
         print(f"warning: no --checkpoint: {args.model} has random weights", file=sys.stderr)
-    names, scores, skipped = score_paths(model, collect_inputs(args.inputs), _device(args.device), args.batch_size)
+    names, scores, skipped = score_paths(model, collect_inputs(args.inputs), str(resolve_device(args.device)), args.batch_size)
     write_scores(args.out, names, scores)
     print(f"scored {len(names)} files into {args.out}; skipped {len(skipped)}"
           + "".join(f"\n  skipped {s['path']}: {s['reason']}" for s in skipped))

@@ -14,7 +14,7 @@ from pathlib import Path
 from benchmark.data import BuiltDataset
 from benchmark.models import create_model, load_weights
 from benchmark.runs import evaluate_model, write_run
-from benchmark.training import DataConfig, EarlyStoppingConfig, ModelConfig, OptimConfig, TrainConfig, train
+from benchmark.training import DataConfig, EarlyStoppingConfig, ModelConfig, OptimConfig, TrainConfig, resolve_device, train
 from codecfake_build.build import BuildConfig, build
 from codecfake_build.codecs import CodecUnavailableError, create_codec, parse_codec_list
 
@@ -67,17 +67,15 @@ def run_demo(cfg: DemoConfig) -> Path:
                           num_workers=0),
         early_stopping=EarlyStoppingConfig(patience=3), seed=cfg.seed, device=cfg.device,  # type: ignore[arg-type]
     )
-    summary = train(tcfg, progress=cfg.progress)
-    device = "cuda" if cfg.device == "cuda" else summary.get("device", "cpu")
+    train(tcfg, progress=cfg.progress)
+    device = str(resolve_device(cfg.device))
 
     say("3/4 evaluating on the test split")
     test = BuiltDataset(ds_dir, "test")
     runs = cfg.out / "runs"
     train_data = f"demo-train({codecs})"
-    models: list[tuple[str, str, int | None, dict]] = []
     lcnn = load_weights(create_model("lcnn"), Path(tcfg.out_dir) / "checkpoints" / "best.pt")
-    models.append(("lcnn", train_data, cfg.seed, {"train": tcfg.to_dict()}))
-    evaluated = [(lcnn, *models[0])]
+    evaluated = [(lcnn, "lcnn", train_data, cfg.seed, {"train": tcfg.to_dict()})]
     if cfg.aasist_weights:
         aasist = load_weights(create_model("aasist"), cfg.aasist_weights)
         evaluated.append((aasist, "aasist", "ASVspoof2019-LA(official)", None,

@@ -17,12 +17,9 @@ from torch import nn
 from tqdm import tqdm
 
 from benchmark.data import AUDIO_EXTENSIONS, DataError, eval_cut, scores_from_logits
-from codecfake_build.audio import AudioCheck, AudioError, load_audio
+from codecfake_build.audio import ALLOW_SILENCE, AudioError, load_audio
 
 log = logging.getLogger("benchmark")
-
-# Silence is a legitimate input to a detector (it gets a score); only unusable files are skipped.
-SCORING_CHECK = AudioCheck(allow_silence=True)
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
@@ -68,7 +65,7 @@ def score_paths(model: nn.Module, paths: list[Path], device: str = "cpu", batch_
 
     for path in tqdm(paths, desc="scoring", unit="file", disable=not progress, dynamic_ncols=True):
         try:
-            wave, _ = load_audio(path, target_sr=16000, check=SCORING_CHECK)
+            wave, _ = load_audio(path, target_sr=16000, check=ALLOW_SILENCE)
         except AudioError as err:
             skipped.append({"path": str(path), "reason": err.problem})
             log.warning("skipping %s", err)

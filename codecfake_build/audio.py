@@ -42,6 +42,10 @@ class AudioCheck:
     min_samples: int = 1
 
 
+#: For scoring and reading back datasets: silence is a valid input to a detector.
+ALLOW_SILENCE = AudioCheck(allow_silence=True)
+
+
 def load_audio(
     path: str | Path,
     target_sr: int | None = None,
@@ -66,7 +70,7 @@ def load_audio(
 
 
 def decode_audio_bytes(data: bytes, name: str = "<bytes>", target_sr: int | None = None,
-                       check: AudioCheck = AudioCheck(allow_silence=True)) -> tuple[np.ndarray, int]:
+                       check: AudioCheck = ALLOW_SILENCE) -> tuple[np.ndarray, int]:
     """Decode encoded audio bytes (e.g. the FLAC stored in a dataset row)."""
     try:
         arr, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)

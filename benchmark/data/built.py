@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from benchmark.data.source import DataError, Item
-from codecfake_build.audio import AudioCheck, decode_audio_bytes, load_audio
+from codecfake_build.audio import ALLOW_SILENCE, decode_audio_bytes, load_audio
 from codecfake_build.schema import FEATURES, STORE_RATE, row_id
 
 META_COLUMNS = tuple(name for name in FEATURES if name != "audio")
@@ -142,7 +142,7 @@ class BuiltDataset:
         if audio.get("bytes"):
             wave, _ = decode_audio_bytes(audio["bytes"], name=meta["filename"], target_sr=self.sample_rate)
         else:  # a dataset written with external file paths instead of embedded bytes
-            wave, _ = load_audio(audio["path"], target_sr=self.sample_rate, check=AudioCheck(allow_silence=True))
+            wave, _ = load_audio(audio["path"], target_sr=self.sample_rate, check=ALLOW_SILENCE)
         return Item(wave, int(self._labels[index]), meta)
 
     def __repr__(self) -> str:

@@ -12,13 +12,12 @@ import soundfile as sf
 
 from benchmark.data.labels import key_to_label
 from benchmark.data.source import DataError, Item
-from codecfake_build.audio import AudioCheck, load_audio
+from codecfake_build.audio import ALLOW_SILENCE, load_audio
 from codecfake_build.schema import STORE_RATE
 
 # flac first: ASVspoof ships flac, and a folder holding both keeps the lossless copy.
 AUDIO_EXTENSIONS: tuple[str, ...] = (".flac", ".wav", ".ogg", ".opus", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".rf64")
 # Scoring wants a score for every file, so silence is data here, not an error.
-_SCORING_CHECK = AudioCheck(allow_silence=True)
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class _FileSource:
         return self._durs
 
     def _load(self, index: int) -> np.ndarray:
-        return load_audio(self._paths[index], target_sr=self.sample_rate, check=_SCORING_CHECK)[0]
+        return load_audio(self._paths[index], target_sr=self.sample_rate, check=ALLOW_SILENCE)[0]
 
 
 class ProtocolFolder(_FileSource):
