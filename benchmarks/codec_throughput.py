@@ -20,9 +20,7 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ import numpy as np
 
 from codecfake_build.audio import AudioError, load_audio
 from codecfake_build.cli import parse_pairs
-from codecfake_build.codecs import CODECS, CodecSpec, CodecUnavailableError, create_codec, parse_codec_list
+from codecfake_build.codecs import CODECS, Codec, CodecSpec, CodecUnavailableError, create_codec, parse_codec_list
 from codecfake_build.corpora import CORPORA, CorpusError, open_corpus
 from codecfake_build.registry import UnknownNameError
 from codecfake_build.splits import rank_key
@@ -41,23 +39,6 @@ RATE = 16000
 SCHEMA = "codecfake-bench/codec-throughput/1"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-#: Hyper-parameters by which each official checkpoint's config differs from the
-#: transformers defaults (hub config.json files; for DAC also the released training
-#: configs conf/final/*.yml).  --random-init builds exactly these architectures, so a
-#: random model does the same arithmetic as the real one.
-OFFICIAL_ARCHITECTURES: dict[str, dict[str, Any]] = {
-    "facebook/encodec_24khz": {},
-    "facebook/encodec_48khz": dict(sampling_rate=48000, audio_channels=2, normalize=True, chunk_length_s=1.0,
-                                   overlap=0.01, use_causal_conv=False, norm_type="time_group_norm",
-                                   target_bandwidths=[3.0, 6.0, 12.0, 24.0]),
-    "descript/dac_16khz": dict(sampling_rate=16000, downsampling_ratios=[2, 4, 5, 8],
-                               upsampling_ratios=[8, 5, 4, 2], hop_length=320, n_codebooks=12),
-    "descript/dac_24khz": dict(sampling_rate=24000, downsampling_ratios=[2, 4, 5, 8],
-                               upsampling_ratios=[8, 5, 4, 2], hop_length=320, n_codebooks=32),
-    "descript/dac_44khz": dict(sampling_rate=44100, downsampling_ratios=[2, 4, 8, 8],
-                               upsampling_ratios=[8, 8, 4, 2], hop_length=512, n_codebooks=9),
-}
 
 DESCRIPTION = """\
 Measure codec throughput as x real time (seconds of audio re-synthesised per
@@ -196,48 +177,6 @@ def load_clips(corpora: list[tuple[str, str | None]], n: int | None, language: s
     return clips, problems
 
 
-# ---- random-weight checkpoints ---------------------------------------------------------------------
-
-
-def random_checkpoint(codec: Any, directory: Path, seed: int = 0) -> str:
-    """Write the official architecture of ``codec``'s config with random weights to
-    ``directory`` in the layout ``--weights`` accepts; return a one-line description."""
-    repo = str(getattr(codec, "repo_id", ""))
-    if repo not in OFFICIAL_ARCHITECTURES:
-        raise CodecUnavailableError(
-            f"--random-init knows no architecture for {repo or codec.spec}. Fix: pass --weights "
-            f"{codec.registry_name}=DIR with real weights")
-    try:
-        import torch
-        import transformers
-    except ImportError as exc:
-        raise CodecUnavailableError(f"--random-init needs torch and transformers ({exc}). "
-                                    "Fix: pip install 'codecfake-bench[codecs]'") from None
-    model_cls = getattr(transformers, codec.model_class)
-    overrides = OFFICIAL_ARCHITECTURES[repo]
-    config = model_cls.config_class(**overrides)
-    # A transformers version that renamed or derives one of these would silently build
-    # another architecture, and the timing would describe a model nobody ships.
-    wrong = [k for k, v in overrides.items() if getattr(config, k, None) != v]
-    if wrong:
-        raise CodecUnavailableError(
-            f"transformers {transformers.__version__} does not build the {repo} architecture "
-            f"({wrong[0]} = {getattr(config, wrong[0], None)!r}, expected {overrides[wrong[0]]!r}). "
-            f"Fix: pass --weights {codec.registry_name}=DIR with real weights")
-    torch.manual_seed(seed)
-    model = model_cls(config)
-    with torch.no_grad():
-        for name, buf in model.named_buffers():
-            # transformers starts EnCodec codebooks at zero, so every frame would get code 0
-            # and the decoder would ignore the input; random codebooks make the codes, and
-            # hence the batched-vs-unbatched check, depend on the audio.
-            if name.endswith("codebook.embed"):
-                buf.normal_()
-    model.save_pretrained(str(directory))
-    n_params = sum(p.numel() for p in model.parameters())
-    return f"random init, {repo} architecture ({n_params / 1e6:.1f} M parameters)"
-
-
 # ---- timing ----------------------------------------------------------------------------------------
 
 
@@ -284,49 +223,52 @@ def max_abs_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return worst
 
 
+def _has_random_init(codec: Any) -> bool:
+    """True if the codec overrides ``Codec.init_random`` (ffmpeg and TFLite codecs cannot)."""
+    return type(codec).init_random is not Codec.init_random
+
+
 def bench_codec(spec: CodecSpec, clips: list[np.ndarray], args: argparse.Namespace,
                 weights: dict[str, str]) -> dict[str, Any]:
     """Time one codec; never raises for a codec that cannot load or fails to run."""
     row: dict[str, Any] = {"codec": str(spec), "status": "ok", "reason": None, "device": None,
                            "weights": weights.get(spec.name), "random_init": False}
-    with ExitStack() as stack:
-        try:
-            codec = create_codec(spec, device=args.device, weights=weights.get(spec.name))
-            if args.random_init and spec.name not in weights and hasattr(codec, "model_class"):
-                tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="codec_throughput_")))
-                row["weights"] = random_checkpoint(codec, tmp)
-                row["random_init"] = True
-                codec = create_codec(spec, device=args.device, weights=str(tmp))
-            t0 = time.perf_counter()
+    try:
+        codec = create_codec(spec, device=args.device, weights=weights.get(spec.name))
+        t0 = time.perf_counter()
+        if args.random_init and spec.name not in weights and _has_random_init(codec):
+            row["weights"] = codec.init_random(seed=0)
+            row["random_init"] = True
+        else:
             codec.ensure_loaded()
-            row["load_seconds"] = time.perf_counter() - t0
-        except (CodecUnavailableError, ImportError) as exc:
-            row.update(status="skipped", reason=_one_line(exc))
-            return row
-        except Exception as exc:  # a load that breaks unexpectedly is a failure, not a skip
-            row.update(status="failed", reason=f"{type(exc).__name__}: {_one_line(exc)}")
-            return row
-        row["device"] = effective_device(codec)
-        try:
-            # One warm-up call on the two shortest clips as a batch runs the padded-batch path
-            # once (lazy init, allocator, kernel selection) at the cost of little audio.
-            t0 = time.perf_counter()
-            codec.resynthesize([clips[i] for i in _buckets(clips, min(2, args.batch_size))[0]], RATE, RATE)
-            row["warmup_seconds"] = time.perf_counter() - t0
-            base_times, batch_times, diffs = [], [], []
-            ref_peak = 0.0
-            for _ in range(args.repeats):
-                # Modes alternate within each repeat so slow drift (thermal, other load)
-                # hits both alike.
-                tb, ref = run_baseline(codec, clips, args.device)
-                tt, got = run_batched(codec, clips, args.batch_size, args.device)
-                base_times.append(tb)
-                batch_times.append(tt)
-                diffs.append(max_abs_diff(ref, got))
-                ref_peak = max(ref_peak, max(float(np.max(np.abs(y))) if y.size else 0.0 for y in ref))
-        except Exception as exc:  # one broken codec must not end the benchmark of the others
-            row.update(status="failed", reason=f"{type(exc).__name__}: {_one_line(exc)}")
-            return row
+        row["load_seconds"] = time.perf_counter() - t0
+    except (CodecUnavailableError, ImportError) as exc:
+        row.update(status="skipped", reason=_one_line(exc))
+        return row
+    except Exception as exc:  # a load that breaks unexpectedly is a failure, not a skip
+        row.update(status="failed", reason=f"{type(exc).__name__}: {_one_line(exc)}")
+        return row
+    row["device"] = effective_device(codec)
+    try:
+        # One warm-up call on the two shortest clips as a batch runs the padded-batch path
+        # once (lazy init, allocator, kernel selection) at the cost of little audio.
+        t0 = time.perf_counter()
+        codec.resynthesize([clips[i] for i in _buckets(clips, min(2, args.batch_size))[0]], RATE, RATE)
+        row["warmup_seconds"] = time.perf_counter() - t0
+        base_times, batch_times, diffs = [], [], []
+        ref_peak = 0.0
+        for _ in range(args.repeats):
+            # Modes alternate within each repeat so slow drift (thermal, other load)
+            # hits both alike.
+            tb, ref = run_baseline(codec, clips, args.device)
+            tt, got = run_batched(codec, clips, args.batch_size, args.device)
+            base_times.append(tb)
+            batch_times.append(tt)
+            diffs.append(max_abs_diff(ref, got))
+            ref_peak = max(ref_peak, max(float(np.max(np.abs(y))) if y.size else 0.0 for y in ref))
+    except Exception as exc:  # one broken codec must not end the benchmark of the others
+        row.update(status="failed", reason=f"{type(exc).__name__}: {_one_line(exc)}")
+        return row
     audio_s = sum(len(x) for x in clips) / RATE
     # Best of the repeats, as timeit does: other load only ever adds time, so the fastest
     # pass is the closest to what the codec itself costs.  All times are kept in the JSON.

@@ -91,6 +91,15 @@ class Codec(ABC):
         CodecUnavailableError with the exact fix when something is missing."""
         self._loaded = True
 
+    def init_random(self, seed: int = 0) -> str:
+        """Build this config's official architecture (the released checkpoint's sizes)
+        with seeded random weights instead of loading weights, and mark the codec loaded;
+        return a one-line description with the parameter count.  Lets the throughput
+        benchmark and tests run the real arithmetic offline; output is not speech."""
+        raise CodecUnavailableError(
+            f"{self.spec} cannot be built with random weights (its weights are not a PyTorch "
+            f"architecture this project defines). Fix: pass --weights {self.registry_name}=PATH")
+
     @abstractmethod
     def _resynthesize(self, batch: list[np.ndarray]) -> list[np.ndarray]:
         """Encode and decode each float32 mono waveform (native rate, each at least

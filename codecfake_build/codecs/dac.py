@@ -99,6 +99,15 @@ class DacCodec(HFCodec):
     licence = "MIT (code and weights)"
     model_class = "DacModel"
     default_repo = "descript/dac_16khz"
+    # Hub config.json and the released training configs (conf/final/*.yml).
+    official_architectures = {
+        "descript/dac_16khz": dict(sampling_rate=16000, downsampling_ratios=[2, 4, 5, 8],
+                                   upsampling_ratios=[8, 5, 4, 2], hop_length=320, n_codebooks=12),
+        "descript/dac_24khz": dict(sampling_rate=24000, downsampling_ratios=[2, 4, 5, 8],
+                                   upsampling_ratios=[8, 5, 4, 2], hop_length=320, n_codebooks=32),
+        "descript/dac_44khz": dict(sampling_rate=44100, downsampling_ratios=[2, 4, 8, 8],
+                                   upsampling_ratios=[8, 8, 4, 2], hop_length=512, n_codebooks=9),
+    }
 
     def _check_model(self, model: Any, path: Any) -> None:
         super()._check_model(model, path)

@@ -58,6 +58,12 @@ class EncodecCodec(HFCodec):
     licence = "weights CC-BY-NC-4.0; code MIT"
     model_class = "EncodecModel"
     default_repo = _REPO_24K
+    official_architectures = {
+        _REPO_24K: {},
+        _REPO_48K: dict(sampling_rate=48000, audio_channels=2, normalize=True, chunk_length_s=1.0,
+                        overlap=0.01, use_causal_conv=False, norm_type="time_group_norm",
+                        target_bandwidths=[3.0, 6.0, 12.0, 24.0]),
+    }
 
     @property
     def bandwidth(self) -> float:

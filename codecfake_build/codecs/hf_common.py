@@ -47,6 +47,10 @@ class HFCodec(Codec):
     model_class: ClassVar[str]
     #: Hub repo used when a config has no ``params["repo"]``.
     default_repo: ClassVar[str]
+    #: Per hub repo, the config values by which the released checkpoint differs from the
+    #: transformers defaults (from the hub config.json), so ``init_random`` builds exactly
+    #: the architecture users download.
+    official_architectures: ClassVar[dict[str, dict[str, Any]]] = {}
     #: Upper bound on padded native-rate seconds in one forward pass (batch x longest clip),
     #: so a batch of long clips is split rather than exhausting GPU memory.
     max_batch_seconds: ClassVar[float] = 60.0
@@ -153,6 +157,36 @@ class HFCodec(Codec):
         self._check_model(model, path)
         self.model = model.eval().to(self.device)
         self._loaded = True
+
+    def init_random(self, seed: int = 0) -> str:
+        if self.repo_id not in self.official_architectures:
+            return super().init_random(seed)
+        transformers = import_transformers(self.registry_name)
+        import torch
+
+        model_cls = getattr(transformers, self.model_class)
+        overrides = self.official_architectures[self.repo_id]
+        config = model_cls.config_class(**overrides)
+        # A transformers version that renamed or derives one of these would silently build
+        # another architecture, and a timing would describe a model nobody ships.
+        wrong = [k for k, v in overrides.items() if getattr(config, k, None) != v]
+        if wrong:
+            raise CodecUnavailableError(
+                f"transformers {transformers.__version__} does not build the {self.repo_id} architecture "
+                f"({wrong[0]} = {getattr(config, wrong[0], None)!r}, expected {overrides[wrong[0]]!r}). "
+                f"Fix: pass --weights {self.registry_name}=DIR with real weights")
+        torch.manual_seed(seed)
+        model = model_cls(config)
+        with torch.no_grad():
+            for name, buf in model.named_buffers():
+                # transformers may start codebooks at zero, so every frame would get code 0 and
+                # the decoder would ignore its input; random codebooks make output depend on audio.
+                if name.endswith("codebook.embed"):
+                    buf.normal_()
+        self.model = model.eval().to(self.device)
+        self._loaded = True
+        n_params = sum(p.numel() for p in model.parameters())
+        return f"random init, {self.repo_id} architecture ({n_params / 1e6:.1f} M parameters)"
 
     # ---- batched re-synthesis ---------------------------------------------------------
     def _groups(self, lengths: list[int]) -> list[list[int]]:

@@ -309,3 +309,19 @@ def test_metadata_and_bitrates():
     assert "2210.13438" in EncodecCodec.paper and "2306.06546" in DacCodec.paper
     with pytest.raises(ValueError, match="encodec@6kbps"):
         parse_codec_list("encodec@7kbps")
+
+
+@pytest.mark.parametrize("spec,params_m", [("encodec@1.5kbps", 14.9), ("dac@16khz", 74.1)])
+def test_init_random_builds_the_released_architecture(spec, params_m):
+    codec = create_codec(spec)
+    desc = codec.init_random(seed=0)
+    assert f"({params_m} M parameters)" in desc
+    wave = (0.1 * np.sin(np.linspace(0, 200, 16000))).astype(np.float32)
+    (y,) = codec.resynthesize([wave], 16000)
+    assert y.shape == wave.shape and np.isfinite(y).all()
+
+
+def test_init_random_is_refused_where_no_architecture_is_defined():
+    codec = create_codec("mp3@32kbps")
+    with pytest.raises(CodecUnavailableError, match="--weights mp3=PATH"):
+        codec.init_random()
