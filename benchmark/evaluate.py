@@ -162,6 +162,7 @@ def evaluate_files(
     keys_path: str | Path,
     out_path: str | Path | None,
     score_type: ScoreType = "logit",
+    n_bootstrap: int = 0,
 ) -> dict[str, Any]:
     """Compute metrics (see :func:`benchmark.metrics.compute_metrics`) and write
     them as JSON to ``out_path`` (atomically; skipped when None)."""
@@ -169,7 +170,7 @@ def evaluate_files(
     names, scores = read_scores(scores_path)
     key_names, labels = read_keys(keys_path)
     idx = _join(scores_path, names, keys_path, key_names)
-    metrics = compute_metrics(scores, labels[idx], score_type=score_type)
+    metrics = compute_metrics(scores, labels[idx], score_type=score_type, n_bootstrap=n_bootstrap)
     if out_path is not None:
         atomic_write_text(Path(out_path), json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -24,12 +24,17 @@ min DCF follows ASVspoof5 ``compute_mindcf`` on the same DET points:
 ``min_i [C_miss (1 - π_spoof) frr_i + C_fa π_spoof far_i]`` divided by
 ``min(C_miss (1 - π_spoof), C_fa π_spoof)`` (the cost of the better of the
 two trivial systems), with π_spoof = 0.05, C_miss = 1, C_fa = 10.
+
+The 95 % confidence interval of the EER is a percentile bootstrap that
+resamples bona fide and spoof trials separately (scipy.stats.bootstrap with
+independent samples), so every resample keeps the class balance of the test
+set; a seed makes it reproducible.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -121,7 +126,37 @@ def accuracy_at(bona: ArrayLike, spoof: ArrayLike, threshold: float) -> float:
     return float(correct / (b.size + s.size))
 
 
-def compute_metrics(scores: ArrayLike, labels: ArrayLike, score_type: ScoreType = "logit") -> dict[str, float | int | str | None]:
+def confusion_at(bona: ArrayLike, spoof: ArrayLike, threshold: float) -> dict[str, int]:
+    """Counts when "score >= threshold" is called bona fide (the positive class):
+    tp = bona fide accepted, fn = bona fide rejected, fp = spoof accepted, tn = spoof rejected."""
+    b, s = _split_arrays(bona, spoof)
+    tp, fp = int(np.count_nonzero(b >= threshold)), int(np.count_nonzero(s >= threshold))
+    return {"tp": tp, "fn": int(b.size) - tp, "fp": fp, "tn": int(s.size) - fp}
+
+
+def bootstrap_eer_ci(bona: ArrayLike, spoof: ArrayLike, n_resamples: int = 1000, level: float = 0.95,
+                     seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of the EER (fractions), resampling each class on its own."""
+    from scipy.stats import bootstrap
+
+    b, s = _split_arrays(bona, spoof)
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    res = bootstrap((b, s), lambda x, y: compute_eer(x, y)[0], n_resamples=n_resamples, confidence_level=level,
+                    method="percentile", vectorized=False, paired=False, rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def mean_std(values: ArrayLike) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof 1; 0 for one value) over seeds."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0:
+        raise ValueError("no values to aggregate")
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def compute_metrics(scores: ArrayLike, labels: ArrayLike, score_type: ScoreType = "logit",
+                    n_bootstrap: int = 0, seed: int = 0) -> dict[str, Any]:
     """All metrics for one score set.
 
     ``labels``: 1/True = bona fide, 0/False = spoof.  ``score_type`` says how to
@@ -129,6 +164,8 @@ def compute_metrics(scores: ArrayLike, labels: ArrayLike, score_type: ScoreType 
     fide minus spoof logit, threshold 0), ``"probability"`` (P(bona fide),
     threshold 0.5) or ``"other"`` (uncalibrated, accuracy is None).
     ``eer`` is in PERCENT; ``threshold`` is the EER threshold in score units.
+    ``confusion`` counts decisions at the 0.5 probability point (absent for "other").
+    With ``n_bootstrap`` > 0, ``eer_ci95`` is the bootstrap 95 % CI of the EER in percent.
     """
     if score_type not in _ACCURACY_THRESHOLD:
         raise ValueError(f"score_type must be one of {sorted(_ACCURACY_THRESHOLD)}, got {score_type!r}")
@@ -144,7 +181,7 @@ def compute_metrics(scores: ArrayLike, labels: ArrayLike, score_type: ScoreType 
     eer, eer_threshold = compute_eer(bona, spoof)
     dcf, dcf_threshold = min_dcf(bona, spoof)
     acc_threshold = _ACCURACY_THRESHOLD[score_type]
-    return {
+    out: dict[str, Any] = {
         "eer": 100.0 * eer,
         "auc": auc(bona, spoof),
         "min_dcf": dcf,
@@ -155,4 +192,10 @@ def compute_metrics(scores: ArrayLike, labels: ArrayLike, score_type: ScoreType 
         "score_type": score_type,
         "n_bonafide": int(bona.size),
         "n_spoof": int(spoof.size),
+        "confusion": None if acc_threshold is None else confusion_at(bona, spoof, acc_threshold),
     }
+    if n_bootstrap > 0:
+        lo, hi = bootstrap_eer_ci(bona, spoof, n_resamples=n_bootstrap, seed=seed)
+        out["eer_ci95"] = [100.0 * lo, 100.0 * hi]
+        out["n_bootstrap"] = n_bootstrap
+    return out

@@ -6,6 +6,9 @@ import pytest
 
 from benchmark.metrics import (
     accuracy_at,
+    bootstrap_eer_ci,
+    confusion_at,
+    mean_std,
     auc,
     compute_det_curve,
     compute_eer,
@@ -143,3 +146,35 @@ def test_input_order_does_not_matter():
     base = compute_eer(bona, spoof), min_dcf(bona, spoof)
     shuffled = compute_eer(rng.permutation(bona), rng.permutation(spoof)), min_dcf(rng.permutation(bona), rng.permutation(spoof))
     assert base == shuffled
+
+
+def test_confusion_at_half_probability_counts_bona_fide_as_positive():
+    # logit differences: bona fide accepted iff score >= 0
+    m = compute_metrics([2.0, 0.5, -1.0, -3.0, 0.0, 1.0], [1, 1, 1, 0, 0, 0])
+    assert m["confusion"] == {"tp": 2, "fn": 1, "fp": 2, "tn": 1}
+    assert confusion_at([0.9, 0.2], [0.6], 0.5) == {"tp": 1, "fn": 1, "fp": 1, "tn": 0}
+    assert compute_metrics([1.0, 0.0], [1, 0], score_type="other")["confusion"] is None
+
+
+def test_bootstrap_ci_brackets_the_eer_narrows_with_data_and_is_reproducible():
+    rng = np.random.default_rng(1)
+    small = rng.normal(1, 1, 100), rng.normal(-1, 1, 100)
+    large = rng.normal(1, 1, 4000), rng.normal(-1, 1, 4000)
+    lo_s, hi_s = bootstrap_eer_ci(*small, n_resamples=300, seed=3)
+    lo_l, hi_l = bootstrap_eer_ci(*large, n_resamples=300, seed=3)
+    assert lo_s <= compute_eer(*small)[0] <= hi_s
+    assert lo_l <= compute_eer(*large)[0] <= hi_l
+    # the true EER of N(1,1) vs N(-1,1) is Phi(-1) = 15.87 %
+    assert lo_l < 0.1587 < hi_l
+    assert (hi_l - lo_l) < (hi_s - lo_s) / 3
+    assert bootstrap_eer_ci(*small, n_resamples=300, seed=3) == (lo_s, hi_s)
+    m = compute_metrics(np.r_[small], np.r_[np.ones(100), np.zeros(100)], n_bootstrap=200, seed=0)
+    assert m["n_bootstrap"] == 200 and m["eer_ci95"][0] <= m["eer"] <= m["eer_ci95"][1]
+    assert "eer_ci95" not in compute_metrics(np.r_[small], np.r_[np.ones(100), np.zeros(100)])
+
+
+def test_mean_std_uses_sample_std_over_seeds():
+    assert mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
+    assert mean_std([4.0]) == (4.0, 0.0)
+    with pytest.raises(ValueError):
+        mean_std([])
