@@ -86,10 +86,11 @@ def run_demo(cfg: DemoConfig) -> Path:
         say(f"{name}: EER {ev.metrics['eer']:.2f}% AUC {ev.metrics['auc']:.3f} on {ev.metrics['n_bonafide']} "
             f"bona fide + {ev.metrics['n_spoof']} spoof test trials")
         write_run(runs / f"{name}-demo-test-{tag}.json", model=name, train_data=tdata, test_data="demo-test(all)",
-                  protocol=PROTOCOL, seed=seed, metrics=ev.metrics, config=config)
+                  protocol=PROTOCOL, seed=seed, metrics=ev.metrics, config=config, evaluation=ev)
         for cond, m in ev.by_condition.items():
             write_run(runs / f"{name}-demo-test-{cond.replace('@', '_')}-{tag}.json", model=name, train_data=tdata,
-                      test_data=f"demo-test({cond})", protocol=PROTOCOL, seed=seed, metrics=m, config=config)
+                      test_data=f"demo-test({cond})", protocol=PROTOCOL, seed=seed, metrics=m, config=config,
+                      evaluation=ev, condition=cond)
 
     say("4/4 writing the leaderboard")
     from leaderboard.build import build as build_leaderboard

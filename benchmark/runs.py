@@ -3,6 +3,7 @@ leaderboard reads.  Shared by ``run demo`` and (later) ``run all``."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -79,11 +80,21 @@ def evaluate_model(model: nn.Module, source: AudioSource, out_dir: Path, *, devi
 
 
 def write_run(path: Path, *, model: str, train_data: str, test_data: str, protocol: str, seed: int | None,
-              metrics: dict[str, Any], config: dict[str, Any]) -> RunRecord:
+              metrics: dict[str, Any], config: dict[str, Any], evaluation: Evaluation | None = None,
+              condition: str | None = None) -> RunRecord:
+    """Write one run JSON; with ``evaluation`` it records where its score and key files are
+    (relative to the run file) so the leaderboard can draw DET curves."""
+    artifacts: dict[str, str] = {}
+    if evaluation is not None:
+        base = path.parent.resolve()
+        for kind, f in (("scores", evaluation.scores_path), ("keys", evaluation.scores_path.with_name("keys.tsv"))):
+            artifacts[kind] = os.path.relpath(f.resolve(), base)
+        if condition is not None:
+            artifacts["condition"] = condition
     record = RunRecord(
         run_id=path.stem, model=model, train_data=train_data, test_data=test_data, protocol=protocol, seed=seed,
         commit=git_commit(), date=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), metrics=metrics,
-        config=config,
+        config=config, artifacts=artifacts,
     )
     record.write(path)
     return record

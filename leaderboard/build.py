@@ -1,4 +1,6 @@
-"""Collect runs and write ``leaderboard.md`` + ``leaderboard.csv``."""
+"""Collect runs and write ``leaderboard.md`` + ``leaderboard.csv``, the papers'
+table layouts (``paper/<layout>-<protocol>.{md,csv,tex,html}``) and PNG plots
+(``plots/heatmap-<protocol>.png``, ``plots/det-<protocol>-<test>.png``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from leaderboard.collect import collect_runs
+from leaderboard.layouts import LAYOUTS
+from leaderboard.paper_tables import RENDERERS, paper_table
+from leaderboard.plots import det_curves, eer_heatmap, safe_name
 from leaderboard.tables import render_csv, render_markdown
 from codecfake_build.atomic import atomic_write_text
 
@@ -26,9 +31,12 @@ class BuildResult:
     n_runs: int
     n_protocols: int
     warnings: tuple[str, ...]
+    paper_tables: tuple[Path, ...] = ()
+    plots: tuple[Path, ...] = ()
 
 
-def build(runs_dir: str | Path, out_dir: str | Path, build_date: str | None = None) -> BuildResult:
+def build(runs_dir: str | Path, out_dir: str | Path, build_date: str | None = None,
+          plots: bool = True) -> BuildResult:
     """Write the leaderboard; ``build_date`` defaults to now (UTC)."""
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
     collection = collect_runs(runs_dir)
@@ -44,10 +52,32 @@ def build(runs_dir: str | Path, out_dir: str | Path, build_date: str | None = No
     md_path, csv_path = out_dir / "leaderboard.md", out_dir / "leaderboard.csv"
     atomic_write_text(md_path, render_markdown(collection.runs, date, runs_dir.as_posix()))
     atomic_write_text(csv_path, render_csv(collection.runs, source_root=str(runs_dir)))
+    protocols = sorted({r.record.protocol for r in collection.runs})
+    tables = []
+    for layout in LAYOUTS:
+        for protocol in filter(layout.applies_to, protocols):
+            table = paper_table(layout, collection.runs, protocol, date)
+            if not table.rows:
+                continue
+            for ext, render in RENDERERS.items():
+                path = out_dir / "paper" / f"{layout.name}-{safe_name(protocol)}.{ext}"
+                atomic_write_text(path, render(table))
+                tables.append(path)
+    pngs: list[Path] = []
+    if plots:
+        for protocol in protocols:
+            pngs.append(eer_heatmap(collection.runs, protocol, out_dir / "plots" / f"heatmap-{safe_name(protocol)}.png"))
+            for test in sorted({r.record.test_data for r in collection.runs if r.record.protocol == protocol}):
+                det = det_curves(collection.runs, protocol, test,
+                                 out_dir / "plots" / f"det-{safe_name(protocol)}-{safe_name(test)}.png")
+                if det is not None:
+                    pngs.append(det)
     return BuildResult(
         markdown_path=md_path,
         csv_path=csv_path,
         n_runs=len(collection.runs),
         n_protocols=len({r.record.protocol for r in collection.runs}),
         warnings=tuple(collection.warnings),
+        paper_tables=tuple(tables),
+        plots=tuple(pngs),
     )

@@ -18,6 +18,15 @@ Build leaderboard tables from per-run JSON files.
                    rows = model + train data, columns = test data;
                    several seeds -> mean ± sample std, seeds listed
   leaderboard.csv  long format, one row per run, every metric a column
+  paper/*.{{md,csv,tex,html}}
+                   the papers' layouts where a protocol fits one:
+                   Codecfake (19LA, ITW, C1-C7, CAVG, AVG; EER),
+                   FD-ADD (AUC / EER per synthesizer, Average),
+                   ASVspoof 2021 DF (EER per vocoder category, pooled)
+  plots/heatmap-<protocol>.png      EER per model x test set
+  plots/det-<protocol>-<test>.png   DET curves of runs that recorded
+                   their score files ("artifacts": {{"scores", "keys"}})
+Every table states its seeds, data, commit(s) and build date.
 Broken or invalid run files are skipped with a one-line warning naming them.
 
 A run file looks like (eer in PERCENT, seed may be null):
@@ -25,7 +34,10 @@ A run file looks like (eer in PERCENT, seed may be null):
    "train_data": "codecfake-train", "test_data": "codecfake-A3",
    "protocol": "codecfake", "seed": 0, "commit": "1a2b3c4d5e",
    "date": "2025-01-31T12:00:00Z",
-   "metrics": {{"eer": 3.1, "auc": 0.995, "min_dcf": 0.09}}, "config": {{}}}}
+   "metrics": {{"eer": 3.1, "auc": 0.995, "min_dcf": 0.09}}, "config": {{}},
+   "artifacts": {{"scores": "eval/scores.tsv", "keys": "eval/keys.tsv"}}}}
+test_data names "<dataset>:<condition>" (e.g. codecfake:C3) place a run in a
+paper column; see leaderboard/layouts.py.
 From Python, leaderboard.schema.RunRecord(...).write(path) validates and
 writes one.
 """
@@ -54,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("runs_dir", metavar="RUNS_DIR", help="folder searched recursively for run JSON files")
     b.add_argument("--out", required=True, metavar="DIR", help="folder for leaderboard.md and leaderboard.csv (created)")
+    b.add_argument("--no-plots", action="store_true", help="skip the PNG plots (tables only)")
     b.add_argument("--date", default=None, help="build date to print in the tables (default: now, UTC); fix it for reproducible output")
     return parser
 
@@ -61,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        result = build(args.runs_dir, args.out, build_date=args.date)
+        result = build(args.runs_dir, args.out, build_date=args.date, plots=not args.no_plots)
     except NoRunsError as e:
         for warning in e.warnings:
             print(f"warning: {warning}", file=sys.stderr)
@@ -75,4 +88,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{result.n_runs} run(s), {result.n_protocols} protocol(s)")
     print(f"wrote {result.markdown_path}")
     print(f"wrote {result.csv_path}")
+    print(f"wrote {len(result.paper_tables)} paper-layout table file(s) and {len(result.plots)} plot(s) under {args.out}")
     return 0

@@ -61,6 +61,9 @@ class RunRecord:
     date: str
     metrics: dict[str, Any]
     config: dict[str, Any] = field(default_factory=dict)
+    #: Files beside the run, relative to the run JSON's folder: "scores" and "keys" TSVs
+    #: (for DET curves) and optionally the "condition" whose trials (plus all bona fide) it covers.
+    artifacts: dict[str, str] = field(default_factory=dict)
 
     kind: ClassVar[str] = RUN_KIND
 
@@ -91,6 +94,9 @@ class RunRecord:
         if not isinstance(metrics, Mapping):
             raise RunSchemaError(f'"metrics" must be an object, got {type(metrics).__name__}')
         _check_metrics(metrics)
+        artifacts = data.get("artifacts", {})
+        if not isinstance(artifacts, Mapping) or not all(isinstance(v, str) for v in artifacts.values()):
+            raise RunSchemaError('"artifacts" must be an object of strings (paths relative to the run file)')
         return cls(
             run_id=data["run_id"],
             model=data["model"],
@@ -102,10 +108,11 @@ class RunRecord:
             date=data["date"],
             metrics=dict(metrics),
             config=dict(config),
+            artifacts=dict(artifacts),
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "kind": self.kind,
             "run_id": self.run_id,
             "model": self.model,
@@ -118,6 +125,9 @@ class RunRecord:
             "metrics": dict(self.metrics),
             "config": dict(self.config),
         }
+        if self.artifacts:
+            doc["artifacts"] = dict(self.artifacts)
+        return doc
 
     def write(self, path: str | Path) -> None:
         """Validate and write atomically, so a crash never leaves a half run file

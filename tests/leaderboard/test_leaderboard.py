@@ -170,7 +170,7 @@ def test_cli_prints_outputs_and_warnings(runs, tmp_path, capsys):
     assert f"wrote {out / 'leaderboard.md'}" in captured.out
     assert f"wrote {out / 'leaderboard.csv'}" in captured.out
     assert f"warning: {runs / 'broken.json'}: not valid JSON" in captured.err
-    assert sorted(p.name for p in out.iterdir()) == ["leaderboard.csv", "leaderboard.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["leaderboard.csv", "leaderboard.md", "plots"]
 
 
 def test_cli_no_runs_is_an_error(tmp_path, capsys):
