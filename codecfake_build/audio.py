@@ -135,3 +135,31 @@ def tile_to_length(x: np.ndarray, n: int) -> np.ndarray:
         return x[:n]
     reps = int(np.ceil(n / max(len(x), 1)))
     return np.tile(x, reps)[:n]
+
+
+def chunk_starts(n: int, window: int, overlap: int) -> list[int]:
+    """Start offsets of windows of ``window`` samples covering n samples, each
+    overlapping the next by ``overlap``; the last window may be shorter (but is
+    always longer than ``overlap``).  One window when n <= window."""
+    if not 0 <= overlap < window:
+        raise ValueError(f"overlap {overlap} must be in [0, window={window})")
+    starts = [0]
+    while starts[-1] + window < n:
+        starts.append(starts[-1] + window - overlap)
+    return starts
+
+
+def overlap_add(chunks: list[np.ndarray], starts: list[int], n: int, overlap: int) -> np.ndarray:
+    """Join processed windows (as laid out by ``chunk_starts``) into n samples,
+    cross-fading each overlap linearly: the two weights sum to one, so a signal
+    that every window reproduces exactly comes back exactly."""
+    out = np.zeros(n, dtype=np.float64)
+    ramp = (np.arange(overlap, dtype=np.float64) + 0.5) / max(overlap, 1)
+    for i, (chunk, start) in enumerate(zip(chunks, starts)):
+        y = np.asarray(chunk, dtype=np.float64)[: n - start].copy()
+        if i > 0 and overlap:
+            y[:overlap] *= ramp[: len(y)]
+        if i < len(chunks) - 1 and overlap:
+            y[-overlap:] *= ramp[::-1]
+        out[start:start + len(y)] += y
+    return out.astype(np.float32)

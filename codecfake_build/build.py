@@ -3,6 +3,30 @@
 The plan (which utterance goes to which shard) is fixed before any audio is
 decoded, so shard names and counts are known up front and a resumed build
 writes exactly the shards an uninterrupted one would.
+
+Conditions.  The k-th codec of ``--codec`` is condition ``C<k>`` (``--preset``
+names them from its table instead, e.g. Codecfake's C1..C7); bona fide rows are
+``real``.  A codec marked test-only (the preset's unseen C7) is applied to
+test-split utterances only.  Every codec is looked up and loaded before any audio
+is decoded; missing ones stop the build with one error naming all of them,
+unless ``skip_unavailable`` (then they are listed in the report and the card).
+
+Bad input, each recorded in build_report.json and never fatal to the build:
+
+* unreadable, empty, NaN/Inf and all-zero (silent) files are skipped with the
+  reason (``audio.load_audio``);
+* clips shorter than one codec frame are zero-padded to a frame for the codec
+  and trimmed back, so every copy is exactly as long as its source;
+* clipped sources (``quality.is_clipped``) are kept -- the clipping is part of
+  the real recording -- and flagged in the ``clipped`` column and counted in the
+  report; audio over full scale (float files) is first scaled to peak 0.99, and
+  every stored waveform is peak-limited to 0.99 so FLAC never clips;
+* sources longer than ``max_seconds`` (default 600 s, checked from the file
+  header before decoding) are skipped with the reason; shorter long clips are
+  re-synthesised in overlapping 30 s windows (``Codec.max_chunk_seconds``)
+  and cross-faded, so a codec never sees more than a window at once;
+* a codec that fails on one clip costs that clip's row only (the batch is
+  retried item by item).
 """
 
 from __future__ import annotations
@@ -19,19 +43,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 from tqdm import tqdm
 
 from codecfake_build.atomic import atomic_write_json
 from codecfake_build.audio import AudioError, encode_flac, load_audio, peak_safe, resample
-from codecfake_build.codecs import Codec, CodecSpec, CodecUnavailableError, create_codec
+from codecfake_build.codecs import CODECS, Codec, CodecSpec, CodecUnavailableError, create_codec
 from codecfake_build.corpora import Utterance, open_corpus
-from codecfake_build.schema import NO_CODEC, SPLITS, STORE_RATE
+from codecfake_build.presets import Preset, get_preset
+from codecfake_build.quality import fake_quality, is_clipped
+from codecfake_build.registry import UnknownNameError
+from codecfake_build.schema import NO_CODEC, REAL_CONDITION, SPLITS, STORE_RATE, condition_label
 from codecfake_build.splits import assign_splits, rank_key
 from codecfake_build.writer import Manifest, shard_name, write_shard
 
 log = logging.getLogger("codecfake_build")
 
 REPORT = "build_report.json"
+DEFAULT_MAX_SECONDS = 600.0
+#: Bumped when the rows change shape; part of the fingerprint.
+ROW_FORMAT = 2
 
 
 @dataclass
@@ -51,10 +82,49 @@ class BuildConfig:
     export: list[str] = field(default_factory=list)
     overwrite: bool = False
     progress: bool = True
+    #: Condition label per codec (same order); empty = C1..Cn in --codec order.
+    conditions: list[str] = field(default_factory=list)
+    #: str(spec) of codecs applied to the test split only (unseen in training).
+    test_only: list[str] = field(default_factory=list)
+    preset: str | None = None
+    skip_unavailable: bool = False
+    #: Longer sources are skipped (reason in the report); None or 0 = no limit.
+    max_seconds: float | None = DEFAULT_MAX_SECONDS
+
+    @classmethod
+    def from_preset(cls, name: str, **kw: Any) -> "BuildConfig":
+        """The preset's codecs, condition names, test-only codecs, split method and ratios;
+        ``kw`` sets everything else (an explicit ``split_by``/``ratios`` overrides the preset).
+        A preset codec that is not registered keeps its bare name and is reported unavailable."""
+        preset = get_preset(name)
+        specs = []
+        for cond in preset.conditions:
+            config = cond.config
+            if config is None and cond.codec in CODECS:
+                config = CODECS.get(cond.codec).default_config
+            specs.append(CodecSpec(cond.codec, config))
+        kw.setdefault("split_by", preset.split_by)
+        kw.setdefault("ratios", preset.ratios)
+        return cls(codecs=specs, conditions=[c.label for c in preset.conditions],
+                   test_only=[str(s) for s, c in zip(specs, preset.conditions) if c.test_only],
+                   preset=preset.name, **kw)
+
+    def condition_labels(self) -> list[str]:
+        if self.conditions:
+            if len(self.conditions) != len(self.codecs):
+                raise ValueError(f"{len(self.conditions)} condition names for {len(self.codecs)} codecs")
+            return list(self.conditions)
+        return [condition_label(k) for k in range(1, len(self.codecs) + 1)]
 
     def to_command(self) -> str:
         """The CLI command that reproduces this build (written into the card and report)."""
-        args = ["python -m codecfake_build", "--codec", ",".join(str(c) for c in self.codecs)]
+        args = ["python -m codecfake_build"]
+        if self.preset:
+            args += ["--preset", self.preset]
+            if self.skip_unavailable:
+                args.append("--skip-unavailable")
+        else:
+            args += ["--codec", ",".join(str(c) for c in self.codecs)]
         for kind, root in self.corpora:
             args += ["--corpus", f"{kind}={root}" if root else kind]
         if self.language:
@@ -65,6 +135,8 @@ class BuildConfig:
             args += ["--limit", str(self.limit)]
         args += ["--split-by", self.split_by, "--ratios", "/".join(f"{r:g}" for r in self.ratios),
                  "--seed", str(self.seed), "--shard-size", str(self.shard_size)]
+        if self.max_seconds != DEFAULT_MAX_SECONDS:
+            args += ["--max-seconds", f"{self.max_seconds or 0:g}"]
         for kind in self.export:
             args += ["--export", kind]
         args += ["--out", str(self.out)]
@@ -77,6 +149,18 @@ class PlannedUtterance:
     split: str
 
 
+@dataclass(frozen=True)
+class ActiveCodec:
+    """A loaded codec with its condition name and the splits it applies to."""
+
+    codec: Codec
+    condition: str
+    test_only: bool = False
+
+    def applies_to(self, split: str) -> bool:
+        return split == "test" or not self.test_only
+
+
 @dataclass
 class BuildResult:
     out: Path
@@ -87,13 +171,20 @@ class BuildResult:
     skipped: list[dict[str, str]]
     split_rows: dict[str, int]
     seconds: float
+    #: Per condition: label, codec spec, test_only, rows per split, mean quality.
+    conditions: list[dict[str, Any]] = field(default_factory=list)
+    #: Conditions left out by --skip-unavailable: label, codec, reason.
+    unavailable: list[dict[str, str]] = field(default_factory=list)
+    clipped_sources: int = 0
 
     def summary(self) -> str:
         src = sum(1 for s in self.skipped if s.get("codec") is None)
         cod = len(self.skipped) - src
+        missing = (f"; conditions left out as unavailable: {', '.join(u['condition'] for u in self.unavailable)}"
+                   if self.unavailable else "")
         return (f"Built {self.out}: {self.rows} rows ({self.bonafide} bona fide, {self.spoof} spoof) in "
                 f"{self.shards} shards; skipped {src} source files and {cod} codec outputs "
-                f"(see {self.out / REPORT}) in {self.seconds:.1f}s")
+                f"(see {self.out / REPORT}) in {self.seconds:.1f}s{missing}")
 
 
 def list_utterances(cfg: BuildConfig) -> tuple[list[Utterance], dict[str, str]]:
@@ -129,7 +220,41 @@ def plan(cfg: BuildConfig, utts: list[Utterance]) -> dict[str, list[list[Planned
     return shards
 
 
-def fingerprint(cfg: BuildConfig, utts: list[Utterance]) -> str:
+def open_codecs(cfg: BuildConfig) -> tuple[list[ActiveCodec], list[dict[str, str]]]:
+    """Create and load every codec before any audio is decoded.  Unavailable ones
+    (unregistered, unknown config, missing package/binary/weights) are collected;
+    all of them are named in one error unless ``cfg.skip_unavailable``."""
+    preset: Preset | None = get_preset(cfg.preset) if cfg.preset else None
+    hints = {c.label: c.get_it for c in preset.conditions} if preset else {}
+    active: list[ActiveCodec] = []
+    missing: list[dict[str, str]] = []
+    for spec, label in zip(cfg.codecs, cfg.condition_labels()):
+        try:
+            codec = create_codec(spec, device=cfg.device, weights=cfg.weights.get(spec.name))
+            codec.ensure_loaded()
+        except UnknownNameError:
+            reason = f"codec '{spec.name}' is not registered in this install"
+        except (CodecUnavailableError, ImportError, ValueError) as err:
+            reason = " ".join(str(err).split())
+        else:
+            active.append(ActiveCodec(codec, label, str(spec) in cfg.test_only))
+            continue
+        missing.append({"condition": label, "codec": str(spec), "reason": reason,
+                        "get_it": hints.get(label, "")})
+    if missing and not cfg.skip_unavailable:
+        what = f"preset {cfg.preset}" if cfg.preset else "--codec"
+        listed = "; ".join(f"{m['condition']} {m['codec']}: {m['reason']}"
+                           + (f" (get it: {m['get_it']})" if m["get_it"] else "") for m in missing)
+        raise CodecUnavailableError(
+            f"{what}: {len(missing)} of {len(cfg.codecs)} codecs unavailable: {listed}. Fix: make them "
+            "available, or pass --skip-unavailable to build the others (recorded in build_report.json)")
+    if not active:
+        raise CodecUnavailableError("no codec of the build is available: " +
+                                    "; ".join(f"{m['codec']}: {m['reason']}" for m in missing))
+    return active, missing
+
+
+def fingerprint(cfg: BuildConfig, utts: list[Utterance], active: list[ActiveCodec] | None = None) -> str:
     """Everything that changes the output bytes; device and batch size do not."""
     files = []
     for u in utts:
@@ -138,24 +263,60 @@ def fingerprint(cfg: BuildConfig, utts: list[Utterance]) -> str:
         except OSError:
             size = -1
         files.append([u.corpus, u.source_id, size])
+    # The codecs really used (after --skip-unavailable), with their conditions.
+    used = ([(str(s), lab, str(s) in cfg.test_only) for s, lab in zip(cfg.codecs, cfg.condition_labels())]
+            if active is None else [(a.codec.spec, a.condition, a.test_only) for a in active])
     payload = {
         "corpora": [[k, str(Path(r).resolve()) if r else None] for k, r in cfg.corpora],
-        "codecs": [str(c) for c in cfg.codecs], "language": cfg.language, "limit": cfg.limit,
+        "codecs": [u[0] for u in used], "language": cfg.language, "limit": cfg.limit,
         "split_by": cfg.split_by, "ratios": list(cfg.ratios), "seed": cfg.seed,
-        "shard_size": cfg.shard_size, "files": files,
+        "shard_size": cfg.shard_size, "files": files, "row_format": ROW_FORMAT,
+        "conditions": [[u[1], u[2]] for u in used], "max_seconds": cfg.max_seconds or None,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def base_row(p: PlannedUtterance, codec: str, config: str, wave: np.ndarray, name: str) -> dict[str, Any]:
+def _finite_or_none(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)
+
+
+def base_row(p: PlannedUtterance, codec: str, config: str, wave: np.ndarray, name: str,
+             condition: str = REAL_CONDITION, reference: np.ndarray | None = None,
+             clipped: bool = False) -> dict[str, Any]:
+    """One dataset row; ``reference`` (the stored bona fide waveform) gives a codec
+    row its quality columns."""
     u = p.utt
+    quality = fake_quality(reference, wave, STORE_RATE) if reference is not None else {}
     return {
         "audio": {"bytes": encode_flac(wave, STORE_RATE), "path": name},
         "label": "bonafide" if codec == NO_CODEC else "spoof",
         "codec": codec, "codec_config": config, "source_id": u.source_id, "speaker": u.speaker,
         "language": u.language, "corpus": u.corpus, "split": p.split,
         "duration_s": float(len(wave) / STORE_RATE),
+        "condition": condition,
+        "logmel_distance": _finite_or_none(quality.get("logmel_distance", float("nan"))),
+        "si_snr_db": _finite_or_none(quality.get("si_snr_db", float("nan"))),
+        "clipped": bool(clipped),
     }
+
+
+def too_long(path: Path, max_seconds: float | None, n_samples: int | None = None, sr: int | None = None,
+             ) -> str | None:
+    """The skip reason for a source longer than ``max_seconds``, else None.  Reads only the
+    header when called without samples (a many-hour file is never decoded)."""
+    if not max_seconds:
+        return None
+    if n_samples is None:
+        try:
+            info = sf.info(str(path))
+        except Exception:  # unreadable: load_audio reports it with its own reason
+            return None
+        n_samples, sr = info.frames, info.samplerate
+    seconds = n_samples / float(sr or 1)
+    if seconds <= max_seconds:
+        return None
+    return (f"audio is longer than --max-seconds ({seconds:.1f} s > {max_seconds:g} s); "
+            "raise --max-seconds (0 = no limit) or split the file")
 
 
 def skip_record(p: PlannedUtterance, reason: str, codec: str | None = None) -> dict[str, Any]:
@@ -193,31 +354,51 @@ def run_codec(codec: Codec, items: list[tuple[int, np.ndarray, int]], batch_size
     return outputs, errors
 
 
-def build_shard(shard: list[PlannedUtterance], codecs: list[Codec], batch_size: int,
+def build_shard(shard: list[PlannedUtterance], codecs: list[ActiveCodec], batch_size: int,
+                max_seconds: float | None = DEFAULT_MAX_SECONDS,
                 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     skipped: list[dict[str, str]] = []
     loaded: list[tuple[int, np.ndarray, int]] = []
+    clipped: dict[int, bool] = {}
     for i, p in enumerate(shard):
-        try:
-            wave, sr = load_audio(p.utt.path)
-        except AudioError as err:
-            skipped.append(skip_record(p, err.problem))
-            log.warning("skipping %s", err)
+        reason = too_long(p.utt.path, max_seconds)
+        if reason is None:
+            try:
+                wave, sr = load_audio(p.utt.path)
+            except AudioError as err:
+                skipped.append(skip_record(p, err.problem))
+                log.warning("skipping %s", err)
+                continue
+            reason = too_long(p.utt.path, max_seconds, len(wave), sr)  # headers can lie
+        if reason is not None:
+            skipped.append(skip_record(p, reason))
+            log.warning("skipping %s: %s", p.utt.path, reason)
             continue
+        clipped[i] = is_clipped(wave)
+        if clipped[i] and float(np.max(np.abs(wave))) > 1.0:
+            # Over full scale (float files): scale down once, so codecs that take
+            # 16-bit PCM do not add clipping of their own on top.
+            wave = peak_safe(wave)
         loaded.append((i, wave, sr))
-    per_codec: list[tuple[dict[int, np.ndarray], dict[int, str]]] = [run_codec(c, loaded, batch_size) for c in codecs]
+    per_codec = [run_codec(a.codec, [it for it in loaded if a.applies_to(shard[it[0]].split)], batch_size)
+                 for a in codecs]
     rows = []
     for i, wave, sr in loaded:
         p = shard[i]
         stem = p.utt.source_id.replace("/", "_")
-        rows.append(base_row(p, NO_CODEC, "", peak_safe(resample(wave, sr, STORE_RATE)), f"{stem}.flac"))
-        for codec, (outs, errs) in zip(codecs, per_codec):
+        real = peak_safe(resample(wave, sr, STORE_RATE))
+        rows.append(base_row(p, NO_CODEC, "", real, f"{stem}.flac", clipped=clipped[i]))
+        for active, (outs, errs) in zip(codecs, per_codec):
+            codec = active.codec
             if i in errs:
                 skipped.append(skip_record(p, errs[i], codec.spec))
                 log.warning("%s: codec %s failed (%s); row skipped", p.utt.path, codec.spec, errs[i])
                 continue
+            if i not in outs:  # a test-only codec and a train/validation utterance
+                continue
             name = f"{stem}@{codec.registry_name}@{codec.config.name}.flac"
-            rows.append(base_row(p, codec.registry_name, codec.config.name, outs[i], name))
+            rows.append(base_row(p, codec.registry_name, codec.config.name, outs[i], name,
+                                 condition=active.condition, reference=real, clipped=clipped[i]))
     return rows, skipped
 
 
@@ -226,11 +407,10 @@ def build(cfg: BuildConfig) -> BuildResult:
     utts, licences = list_utterances(cfg)
     if not utts:
         raise ValueError("the corpora hold no audio files: check the --corpus paths")
+    # Fail on missing codecs, weights or binaries before any work, not mid-build.
+    codecs, unavailable = open_codecs(cfg)
     cfg.out.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest.open(cfg.out, fingerprint(cfg, utts), overwrite=cfg.overwrite)
-    codecs = [create_codec(spec, device=cfg.device, weights=cfg.weights.get(spec.name)) for spec in cfg.codecs]
-    for c in codecs:  # fail on missing weights/binaries before any work, not mid-build
-        c.ensure_loaded()
+    manifest = Manifest.open(cfg.out, fingerprint(cfg, utts, codecs), overwrite=cfg.overwrite)
     shards = plan(cfg, utts)
     todo = [(s, i, len(lst), sh) for s, lst in shards.items() for i, sh in enumerate(lst)]
     bar = tqdm(total=len(utts), unit="utt", desc="codecfake_build", disable=not cfg.progress,
@@ -240,43 +420,72 @@ def build(cfg: BuildConfig) -> BuildResult:
         if manifest.is_done(name):
             bar.update(len(shard))
             continue
-        rows, skipped = build_shard(shard, codecs, cfg.batch_size)
+        rows, skipped = build_shard(shard, codecs, cfg.batch_size, cfg.max_seconds)
         # A zero-row parquet file breaks datasets' reader, so a shard whose inputs
         # were all bad is recorded in the manifest but not written.
         sha = write_shard(rows, cfg.out / name) if rows else None
         manifest.record(name, sha, len(rows), skipped)
         bar.update(len(shard))
     bar.close()
-    result = summarise(cfg, manifest, shards, time.time() - t0)
+    result = summarise(cfg, manifest, shards, time.time() - t0, codecs, unavailable)
     from codecfake_build.card import write_card
-    write_card(cfg, result, licences, codecs)
+    write_card(cfg, result, licences, [a.codec for a in codecs])
     for kind in cfg.export:
         from codecfake_build.export import EXPORTERS
-        EXPORTERS[kind](cfg.out, [str(c) for c in cfg.codecs])
+        EXPORTERS[kind](cfg.out, [a.codec.spec for a in codecs])
     return result
 
 
-def summarise(cfg: BuildConfig, manifest: Manifest, shards: dict[str, list], seconds: float) -> BuildResult:
+def _mean(values: list[float | None]) -> float | None:
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
+
+
+def summarise(cfg: BuildConfig, manifest: Manifest, shards: dict[str, list], seconds: float,
+              codecs: list[ActiveCodec] | None = None, unavailable: list[dict[str, str]] | None = None,
+              ) -> BuildResult:
     import pyarrow.parquet as pq
 
     skipped: list[dict[str, str]] = []
     labels: Counter[int] = Counter()
     split_rows: Counter[str] = Counter()
+    per_condition: dict[str, dict[str, Any]] = {}
+    clipped_sources: set[tuple[str, str]] = set()
     names = [shard_name(s, i, len(lst)) for s, lst in shards.items() for i in range(len(lst))]
+    columns = ["label", "split", "condition", "corpus", "source_id", "clipped", "logmel_distance", "si_snr_db"]
     for name in names:
         skipped.extend(manifest.shards[name]["skipped"])
         if manifest.shards[name]["rows"] == 0:
             continue
-        table = pq.read_table(cfg.out / name, columns=["label", "split"])
-        labels.update(table.column("label").to_pylist())
-        split_rows.update(table.column("split").to_pylist())
+        table = pq.read_table(cfg.out / name, columns=columns).to_pydict()
+        labels.update(table["label"])
+        split_rows.update(table["split"])
+        for i, cond in enumerate(table["condition"]):
+            entry = per_condition.setdefault(cond, {"rows": Counter(), "logmel": [], "sisnr": []})
+            entry["rows"][table["split"][i]] += 1
+            entry["logmel"].append(table["logmel_distance"][i])
+            entry["sisnr"].append(table["si_snr_db"][i])
+            if table["clipped"][i]:
+                clipped_sources.add((table["corpus"][i], table["source_id"][i]))
+    conditions = []
+    real = per_condition.get(REAL_CONDITION)
+    conditions.append({"condition": REAL_CONDITION, "codec": NO_CODEC, "test_only": False,
+                       "rows": dict(real["rows"]) if real else {}})
+    for a in codecs or []:
+        entry = per_condition.get(a.condition, {"rows": Counter(), "logmel": [], "sisnr": []})
+        conditions.append({"condition": a.condition, "codec": a.codec.spec, "test_only": a.test_only,
+                           "rows": dict(entry["rows"]), "mean_logmel_distance": _mean(entry["logmel"]),
+                           "mean_si_snr_db": _mean(entry["sisnr"])})
     result = BuildResult(cfg.out, sum(labels.values()), labels[0], labels[1], len(names), skipped,
-                         dict(split_rows), seconds)
+                         dict(split_rows), seconds, conditions, list(unavailable or []), len(clipped_sources))
     atomic_write_json(cfg.out / REPORT, {
         "summary": result.summary(), "rows": result.rows, "bonafide": result.bonafide, "spoof": result.spoof,
         "split_rows": result.split_rows, "shards": names, "skipped": skipped,
         "skipped_counts": dict(Counter(s["reason"] for s in skipped)),
-        "codecs": [str(c) for c in cfg.codecs], "seed": cfg.seed, "command": cfg.to_command(),
+        "codecs": [a.codec.spec for a in codecs or []], "preset": cfg.preset,
+        "conditions": conditions, "unavailable": result.unavailable,
+        "clipped_sources": sorted(f"{c}/{s}" for c, s in clipped_sources),
+        "seed": cfg.seed, "command": cfg.to_command(),
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "codecs", "corpora")},
     })
     return result

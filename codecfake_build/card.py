@@ -7,7 +7,61 @@ from typing import TYPE_CHECKING
 
 from codecfake_build import __version__
 from codecfake_build.atomic import atomic_write_text
-from codecfake_build.schema import FEATURES, SPLITS
+from codecfake_build.schema import DATASET_FEATURES, SPLITS
+
+QUALITY_SECTION = [
+    "## Quality columns", "",
+    "Each codec row is compared with the stored bona fide row of the same utterance (both 16 kHz, same length):",
+    "",
+    "- `logmel_distance`: mean |log10 mel(real) - log10 mel(fake)| over 80 Slaney mel bands (0-8 kHz) and all "
+    "frames of an STFT with n_fft 1024, hop 256, Hann window, 512 samples of zero padding at each end, magnitude "
+    "|X|, floor 1e-5. 0 for an identical copy; lower = closer to the source (harder to detect).",
+    "- `si_snr_db`: scale-invariant SNR in dB of the fake against the source (both zero-mean; projection of the "
+    "fake on the source over the residual). Higher = closer; unaffected by the fake's gain.", "",
+]
+
+BAD_INPUT_SECTION = [
+    "## Bad input", "",
+    "- Unreadable, empty, NaN/Inf and all-zero (silent) files are skipped and listed in build_report.json.",
+    "- Clips shorter than one codec frame are zero-padded to one frame for the codec and trimmed back: every "
+    "copy is exactly as long as its source.",
+    "- Clipped recordings are kept (the clipping is part of the real audio) and flagged in `clipped`; audio over "
+    "full scale is scaled to peak 0.99 before any codec; every stored waveform peaks at 0.99 or less.",
+    "- Sources longer than `--max-seconds` are skipped with the reason in build_report.json; long clips below "
+    "it are re-synthesised in overlapping 30 s windows (whole codec frames) and cross-faded over 1 s.", "",
+]
+
+
+def condition_section(cfg: "BuildConfig", result: "BuildResult") -> list[str]:
+    """The conditions table (name, codec, splits, rows, mean quality) and, for presets, the choices made."""
+    from codecfake_build.presets import get_preset
+
+    def fmt(x: float | None, digits: int) -> str:
+        return "n/a" if x is None else f"{x:.{digits}f}"
+
+    lines = ["## Conditions", "",
+             "| condition | codec | splits | rows (train/validation/test) | mean log-mel distance | mean SI-SNR (dB) |",
+             "|---|---|---|---|---|---|"]
+    for c in result.conditions:
+        rows = "/".join(str(c["rows"].get(s, 0)) for s in SPLITS)
+        where = "test only (unseen in training)" if c["test_only"] else "all"
+        lines.append(f"| {c['condition']} | {c['codec']} | {where} | {rows} | "
+                     f"{fmt(c.get('mean_logmel_distance'), 3)} | {fmt(c.get('mean_si_snr_db'), 2)} |")
+    lines.append("")
+    if cfg.preset:
+        preset = get_preset(cfg.preset)
+        lines += [f"### Preset `{preset.name}`", "", f"Reproduces {preset.paper}.", "",
+                  *[f"- {n}" for n in preset.notes], "",
+                  "| condition | codec | checkpoint / bitrate choice |", "|---|---|---|",
+                  *[f"| {c.label} | {c.spec_text} | {c.why} |" for c in preset.conditions], ""]
+        if preset.corpora and sorted(k for k, _ in cfg.corpora) != sorted(preset.corpora):
+            lines += [f"Corpora differ from the paper's ({', '.join(preset.corpora)}): "
+                      f"{', '.join(k for k, _ in cfg.corpora)}.", ""]
+    if result.unavailable:
+        lines += ["**Conditions left out** (`--skip-unavailable`; the codec could not be used here):", "",
+                  *[f"- {u['condition']} `{u['codec']}`: {u['reason']}" for u in result.unavailable], ""]
+    return lines
+
 
 if TYPE_CHECKING:
     from codecfake_build.build import BuildConfig, BuildResult
@@ -24,7 +78,8 @@ def write_card(cfg: "BuildConfig", result: "BuildResult", licences: dict[str, st
     lines = [
         "# Codecfake-style dataset", "",
         f"Built by codecfake-bench {__version__}: every source utterance is stored once as bona fide and once "
-        "per codec as spoof, after re-synthesis through that codec. All audio is 16 kHz mono 16-bit FLAC.", "",
+        "per codec as spoof, after re-synthesis through that codec (a test-only codec: test utterances only). "
+        "All audio is 16 kHz mono 16-bit FLAC.", "",
         "## Command", "", "```", cfg.to_command(), "```", "",
         f"Seed {cfg.seed}; split by {cfg.split_by}, ratios "
         f"{'/'.join(f'{r:.2f}' for r in cfg.ratios)} (train/validation/test); every codec copy of an utterance "
@@ -36,12 +91,17 @@ def write_card(cfg: "BuildConfig", result: "BuildResult", licences: dict[str, st
         "## Codecs", "", "| codec | config | native rate | weights | licence |", "|---|---|---|---|---|",
         *[f"| {c.registry_name} | {c.config.name} | {c.native_rate} Hz | {c.weights_source} | {c.licence} |"
           for c in codecs], "",
+        *condition_section(cfg, result),
+        *QUALITY_SECTION,
         "## Sources", "", "| corpus | licence |", "|---|---|",
         *[f"| {name} | {lic} |" for name, lic in licences.items()], "",
         "## Features", "", "| column | type |", "|---|---|",
         *[f"| {k} | {type(v).__name__}{'(' + ', '.join(v.names) + ')' if hasattr(v, 'names') else ''} |"
-          for k, v in FEATURES.items()], "",
-        "`codec` is `none` on bona fide rows. `source_id` names the real utterance each row derives from.", "",
+          for k, v in DATASET_FEATURES.items()], "",
+        "`codec` is `none` and `condition` is `real` on bona fide rows. `source_id` names the real utterance "
+        "each row derives from. `logmel_distance` and `si_snr_db` are null on bona fide rows. `clipped` marks "
+        f"rows whose source recording is clipped ({result.clipped_sources} sources).", "",
+        *BAD_INPUT_SECTION,
         "## Reading without torchcodec", "", "```python",
         "import datasets, io, soundfile as sf",
         "ds = datasets.load_dataset('DIR').cast_column('audio', datasets.Audio(decode=False))",

@@ -28,12 +28,37 @@ examples:
       --corpus vctk=/data/VCTK-Corpus-0.92 --corpus aishell3=/data/AISHELL-3 \\
       --weights soundstream-lyra=/models/lyra_v2 --device cuda --out runs/lyra
 
+  # the Codecfake dataset design (Xie et al.): conditions C1-C7 in the paper's order,
+  # C7 (DAC) only in test, 80/10/10 utterance splits over VCTK + AISHELL-3 speakers
+  python -m codecfake_build --preset codecfake --corpus vctk=/data/VCTK-Corpus-0.92 \\
+      --corpus aishell3=/data/AISHELL-3 --device cuda --export codecfake --out runs/codecfake
+  # ... the same, building whichever of C1-C7 can run here (the rest is recorded)
+  python -m codecfake_build --preset codecfake --skip-unavailable --corpus vctk=... --out runs/cf
+
   python -m codecfake_build codecs           # what codecs and configs exist
   python -m codecfake_build codecs --json
 
+presets:
+{presets}
+
 Interrupted builds resume: rerun the same command with the same --out.
-Unreadable, empty, silent or NaN files are skipped and listed in <out>/build_report.json.
+Every row has a condition column (C<k> = k-th codec, "real" = bona fide), and codec rows
+carry logmel_distance and si_snr_db against their source (see the dataset card).
+Bad input never stops a build; each case is listed in <out>/build_report.json:
+unreadable, empty, silent or NaN files are skipped; clips shorter than a codec frame are
+padded for the codec and trimmed back; clipped sources are kept and flagged (clipped=True);
+sources longer than --max-seconds are skipped; long clips are coded in 30 s windows.
 """
+
+
+def presets_help() -> str:
+    from codecfake_build.presets import PRESETS
+
+    lines = []
+    for p in PRESETS.values():
+        conds = ", ".join(f"{c.label}={c.spec_text}" + (" (test only)" if c.test_only else "") for c in p.conditions)
+        lines.append(f"  {p.name}: {conds}")
+    return "\n".join(lines)
 
 
 def parse_pairs(values: list[str], flag: str, need_value: bool) -> list[tuple[str, str | None]]:
@@ -56,10 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m codecfake_build",
         description="Re-synthesise real speech through codecs and write a Hugging Face dataset "
                     "(bona fide rows plus one spoof row per codec, 16 kHz FLAC).",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--codec", required=True, metavar="NAME[@CONFIG],...",
-                   help="codecs to apply, e.g. 'dac' or 'soundstream-lyra@9.2kbps,mp3@32kbps'; "
-                        "see 'python -m codecfake_build codecs'")
+        epilog=EPILOG.format(presets=presets_help()), formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--codec", metavar="NAME[@CONFIG],...",
+                      help="codecs to apply, e.g. 'dac' or 'soundstream-lyra@9.2kbps,mp3@32kbps'; the k-th is "
+                           "condition C<k>; see 'python -m codecfake_build codecs'")
+    what.add_argument("--preset", metavar="NAME",
+                      help="a paper's dataset design instead of --codec: 'codecfake' = Codecfake's C1-C7 "
+                           "(SoundStream, SpeechTokenizer, FunCodec, EnCodec, AudioDec, HiFi-Codec; DAC as the "
+                           "unseen test-only C7) with 80/10/10 utterance splits; pass --corpus vctk=... "
+                           "--corpus aishell3=...; the checkpoints chosen are listed in the dataset card")
+    p.add_argument("--skip-unavailable", action="store_true",
+                   help="build the codecs that can run here and record the others in build_report.json and "
+                        "the card (default: stop before any work, naming every unavailable codec and its fix)")
+    p.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                   help="skip sources longer than S seconds, with the reason in build_report.json "
+                        "(default 600; 0 = no limit). Shorter long clips are coded in 30 s windows")
     p.add_argument("--corpus", action="append", default=[], metavar="KIND=PATH",
                    help=f"corpus to read (repeatable); KIND is one of: {corpora}. "
                         "Default: the embedded synthetic corpus")
@@ -70,9 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for neural codecs")
     p.add_argument("--batch-size", type=int, default=8, help="utterances per codec batch (default 8)")
     p.add_argument("--limit", type=int, help="use at most N utterances per corpus (spread over speakers)")
-    p.add_argument("--split-by", choices=["utterance", "speaker"], default="utterance",
-                   help="utterance-level splits (Codecfake) or speaker-disjoint splits")
-    p.add_argument("--ratios", default="80/10/10", help="train/validation/test ratios (default 80/10/10)")
+    p.add_argument("--split-by", choices=["utterance", "speaker"], default=None,
+                   help="utterance-level splits (Codecfake; the default) or speaker-disjoint splits")
+    p.add_argument("--ratios", default=None, help="train/validation/test ratios (default 80/10/10)")
     p.add_argument("--seed", type=int, default=0, help="split seed; the same seed gives the same bytes")
     p.add_argument("--shard-size", type=int, default=200, help="source utterances per parquet shard")
     p.add_argument("--export", action="append", default=[], choices=["codecfake"],
@@ -108,22 +145,40 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.verbose else logging.ERROR,
                         format="%(levelname)s %(message)s")
-    from codecfake_build.build import BuildConfig, build
+    from codecfake_build.build import DEFAULT_MAX_SECONDS, BuildConfig, build
+    from codecfake_build.presets import get_preset
 
     try:
         if args.batch_size < 1 or args.shard_size < 1:
             raise ValueError("--batch-size and --shard-size must be at least 1")
-        cfg = BuildConfig(
-            corpora=parse_pairs(args.corpus, "--corpus", need_value=False) or [("embedded", None)],
-            codecs=parse_codec_list(args.codec), out=args.out, language=args.language,
-            weights=dict(parse_pairs(args.weights, "--weights", need_value=True)),  # type: ignore[arg-type]
-            device=args.device, batch_size=args.batch_size, limit=args.limit, split_by=args.split_by,
-            ratios=parse_ratios(args.ratios), seed=args.seed, shard_size=args.shard_size,
-            export=args.export, overwrite=args.overwrite, progress=not args.no_progress,
+        if args.max_seconds is not None and args.max_seconds < 0:
+            raise ValueError("--max-seconds must be positive (or 0 for no limit)")
+        corpora = parse_pairs(args.corpus, "--corpus", need_value=False)
+        common = dict(
+            out=args.out, language=args.language,
+            weights=dict(parse_pairs(args.weights, "--weights", need_value=True)),
+            device=args.device, batch_size=args.batch_size, limit=args.limit, seed=args.seed,
+            shard_size=args.shard_size, export=args.export, overwrite=args.overwrite,
+            progress=not args.no_progress, skip_unavailable=args.skip_unavailable,
+            max_seconds=DEFAULT_MAX_SECONDS if args.max_seconds is None else (args.max_seconds or None),
         )
+        if args.split_by is not None:
+            common["split_by"] = args.split_by
+        if args.ratios is not None:
+            common["ratios"] = parse_ratios(args.ratios)
+        if args.preset:
+            preset = get_preset(args.preset)
+            if not corpora:
+                raise ValueError(f"--preset {preset.name} needs the paper's corpora: "
+                                 + " ".join(f"--corpus {k}=PATH" for k in preset.corpora))
+            cfg = BuildConfig.from_preset(preset.name, corpora=corpora, **common)
+        else:
+            cfg = BuildConfig(corpora=corpora or [("embedded", None)], codecs=parse_codec_list(args.codec),
+                              **common)
         unknown = [k for k in cfg.weights if k not in {c.name for c in cfg.codecs}]
         if unknown:
-            raise ValueError(f"--weights {unknown[0]}=...: that codec is not in --codec {args.codec}")
+            raise ValueError(f"--weights {unknown[0]}=...: that codec is not in "
+                             f"{'--preset ' + args.preset if args.preset else '--codec ' + args.codec}")
         result = build(cfg)
     except (ValueError, CorpusError, CodecUnavailableError, OutputConflictError, UnknownNameError) as err:
         print(f"error: {err}", file=sys.stderr)

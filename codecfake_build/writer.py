@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from codecfake_build.atomic import atomic_path, atomic_write_json
-from codecfake_build.schema import FEATURES
+from codecfake_build.schema import DATASET_FEATURES
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -42,9 +42,9 @@ def sha256_file(path: Path) -> str:
 
 
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
-    schema = FEATURES.arrow_schema
-    columns = {name: [FEATURES[name].encode_example(r[name]) if name == "label" and isinstance(r[name], str)
-                      else r[name] for r in rows] for name in FEATURES}
+    schema = DATASET_FEATURES.arrow_schema
+    columns = {name: [DATASET_FEATURES[name].encode_example(r[name]) if name == "label" and isinstance(r[name], str)
+                      else r[name] for r in rows] for name in DATASET_FEATURES}
     return pa.Table.from_pydict(columns, schema=schema)
 
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from codecfake_build.audio import fit_length, peak_safe, resample
+from codecfake_build.audio import chunk_starts, fit_length, overlap_add, peak_safe, resample
 from codecfake_build.registry import Registry
 
 CODECS: Registry[type["Codec"]] = Registry("codec", "codecfake_build.codecs")
@@ -55,6 +55,11 @@ class Codec(ABC):
     weights_source: ClassVar[str] = ""
     licence: ClassVar[str] = ""
     registry_name: ClassVar[str]
+    #: Inputs longer than this many seconds are re-synthesised in frame-aligned windows
+    #: that overlap by ``chunk_overlap_seconds`` and are cross-faded back together, so
+    #: memory stays bounded and a batch is never padded to a many-minute clip.
+    max_chunk_seconds: ClassVar[float] = 30.0
+    chunk_overlap_seconds: ClassVar[float] = 1.0
 
     def __init__(self, config: str | None = None, device: str = "cpu", weights: str | None = None):
         self.config = self.resolve_config(config or self.default_config)
@@ -123,19 +128,52 @@ class Codec(ABC):
         self.ensure_loaded()
         rate = self.native_rate
         native = [resample(w, sr, rate) for w in waves]
+        window, overlap = self.chunk_geometry()
+        if all(len(w) <= window for w in native):
+            aligned = self._roundtrip_aligned(native)
+        else:
+            aligned = self._roundtrip_chunked(native, window, overlap, group=len(waves))
+        result = []
+        for y, w in zip(aligned, waves):
+            y = resample(y, rate, out_sr)
+            n_out = int(round(len(w) * out_sr / sr))
+            result.append(peak_safe(fit_length(y, n_out)))
+        return result
+
+    def chunk_geometry(self) -> tuple[int, int]:
+        """(window, overlap) in native samples, both whole codec frames."""
+        frame = self.native_frame_size
+        window = max(2, int(self.max_chunk_seconds * self.native_rate) // frame) * frame
+        overlap = max(1, round(self.chunk_overlap_seconds * self.native_rate / frame)) * frame
+        return window, min(overlap, window - frame)
+
+    def _roundtrip_aligned(self, native: list[np.ndarray]) -> list[np.ndarray]:
+        """One ``_resynthesize`` call; each output delay-compensated and exactly as long as its input."""
         lengths = [len(w) for w in native]
         # Clips shorter than one codec frame are zero-padded to one frame, then trimmed back.
         padded = [fit_length(w, max(len(w), self.native_frame_size)) for w in native]
         decoded = self._resynthesize(padded)
-        if len(decoded) != len(waves):
-            raise RuntimeError(f"{self.spec} returned {len(decoded)} outputs for {len(waves)} inputs")
-        result = []
-        for y, n_native, w in zip(decoded, lengths, waves):
-            y = np.asarray(y, dtype=np.float32).reshape(-1)
-            y = fit_length(y[self.delay:], n_native)
-            y = resample(y, rate, out_sr)
-            n_out = int(round(len(w) * out_sr / sr))
-            result.append(peak_safe(fit_length(y, n_out)))
+        if len(decoded) != len(native):
+            raise RuntimeError(f"{self.spec} returned {len(decoded)} outputs for {len(native)} inputs")
+        return [fit_length(np.asarray(y, dtype=np.float32).reshape(-1)[self.delay:], n)
+                for y, n in zip(decoded, lengths)]
+
+    def _roundtrip_chunked(self, native: list[np.ndarray], window: int, overlap: int,
+                           group: int) -> list[np.ndarray]:
+        """Long inputs as overlapping windows, at most ``group`` windows per call."""
+        pieces: list[np.ndarray] = []
+        layout: list[list[int]] = []
+        for w in native:
+            starts = chunk_starts(len(w), window, overlap)
+            layout.append(starts)
+            pieces.extend(w[s:s + window] for s in starts)
+        outs: list[np.ndarray] = []
+        for i in range(0, len(pieces), max(group, 1)):
+            outs.extend(self._roundtrip_aligned(pieces[i:i + max(group, 1)]))
+        result, k = [], 0
+        for w, starts in zip(native, layout):
+            result.append(overlap_add(outs[k:k + len(starts)], starts, len(w), overlap))
+            k += len(starts)
         return result
 
     @classmethod
