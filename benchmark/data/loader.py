@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from benchmark.data.labels import label_to_target
+from benchmark.data.labels import label_to_target, labels_to_targets
 from benchmark.data.source import AudioSource
 from codecfake_build.audio import tile_to_length
 
@@ -156,16 +156,88 @@ class LengthBucketSampler(Sampler[list[int]]):
             order = np.argsort(self.lengths, kind="stable")
             batches = [order[i:i + self.batch_size] for i in range(0, n, self.batch_size)]
         else:
-            perm = torch.randperm(n, generator=self.generator).numpy()
-            batches = []
-            for start in range(0, n, self.pool):
-                pool = perm[start:start + self.pool]
-                pool = pool[np.argsort(self.lengths[pool], kind="stable")]
-                batches += [pool[i:i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
-            batches = [batches[i] for i in torch.randperm(len(batches), generator=self.generator).tolist()]
+            batches = bucket_batches(torch.randperm(n, generator=self.generator).numpy(), self.lengths,
+                                     self.batch_size, self.pool, self.generator)
         for b in batches:
             if self.drop_last and len(b) < self.batch_size:
                 continue
+            yield [int(i) for i in b]
+
+
+def bucket_batches(order: np.ndarray, lengths: np.ndarray, batch_size: int, pool: int,
+                   generator: torch.Generator | None) -> list[np.ndarray]:
+    """Cut a shuffled index order into batches of similar length: sort within pools of
+    ``pool`` items, cut, then shuffle the batches so lengths do not follow a pattern."""
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = order[start:start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def oversampled_order(targets: np.ndarray, generator: torch.Generator | None) -> np.ndarray:
+    """A shuffled epoch in which every class appears as often as the largest one: smaller
+    classes are repeated whole and topped up by a random subset, so no item of them is
+    drawn twice more often than another (FD-ADD oversamples its real class this way)."""
+    classes = [np.flatnonzero(targets == c) for c in np.unique(targets)]
+    most = max(len(c) for c in classes)
+    parts = []
+    for idx in classes:
+        reps, extra = divmod(most, len(idx))
+        pick = idx[torch.randperm(len(idx), generator=generator).numpy()[:extra]]
+        parts.append(np.concatenate([np.tile(idx, reps), pick]))
+    order = np.concatenate(parts)
+    return order[torch.randperm(len(order), generator=generator).numpy()]
+
+
+class TrainBatchSampler(Sampler[list[int]]):
+    """One training epoch of batches from the loader's generator: shuffled (or class
+    balanced by oversampling), length-bucketed when ``lengths`` is given, and sharded
+    across distributed ranks.
+
+    Every rank draws the same global batch list from an identically seeded generator and
+    keeps batches ``rank, rank + world_size, ...``; the list is cut to a multiple of
+    ``world_size`` so all ranks run the same number of steps (DDP would hang otherwise).
+    """
+
+    def __init__(self, targets: np.ndarray, batch_size: int, *, generator: torch.Generator | None,
+                 drop_last: bool, lengths: np.ndarray | None = None, oversample: bool = False,
+                 rank: int = 0, world_size: int = 1, pool_batches: int = 50):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world size {world_size}")
+        self.targets = np.asarray(targets)
+        self.batch_size = batch_size
+        self.generator = generator
+        self.drop_last = drop_last
+        self.lengths = None if lengths is None else np.asarray(lengths, dtype=np.float64)
+        self.oversample = oversample
+        self.rank, self.world_size = rank, world_size
+        self.pool = batch_size * pool_batches
+
+    def _epoch_size(self) -> int:
+        if not self.oversample:
+            return len(self.targets)
+        return int(np.unique(self.targets, return_counts=True)[1].max() * len(np.unique(self.targets)))
+
+    def __len__(self) -> int:
+        n = self._epoch_size()
+        total = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return total // self.world_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if self.oversample:
+            order = oversampled_order(self.targets, self.generator)
+        else:
+            order = torch.randperm(len(self.targets), generator=self.generator).numpy()
+        if self.lengths is not None:
+            batches = bucket_batches(order, self.lengths, self.batch_size, self.pool, self.generator)
+        else:
+            batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if self.drop_last:
+            batches = [b for b in batches if len(b) == self.batch_size]
+        batches = batches[: len(batches) - len(batches) % self.world_size]
+        for b in batches[self.rank::self.world_size]:
             yield [int(i) for i in b]
 
 
@@ -181,12 +253,17 @@ def make_loader(
     seed: int = 0,
     pin_memory: bool = False,
     drop_last: bool | None = None,
+    oversample: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader:
     """A DataLoader of ``Batch``es.  Its ``generator`` drives shuffling; save
     ``loader.generator.get_state()`` to resume mid-run with identical order.
 
     ``drop_last`` defaults to True in training (a trailing batch of one breaks
-    BatchNorm) unless the data is smaller than one batch.
+    BatchNorm) unless the data is smaller than one batch.  Training batches come from
+    ``TrainBatchSampler`` (``oversample`` balances the classes; ``rank``/``world_size``
+    shard them for DDP); evaluation is one deterministic pass.
     """
     dataset = WaveformDataset(source, num_samples=num_samples, train=train, seed=seed, crop=crop,
                               max_samples=max_samples)
@@ -196,10 +273,21 @@ def make_loader(
     generator = torch.Generator().manual_seed(seed)
     common: dict[str, Any] = dict(collate_fn=collate, num_workers=num_workers, pin_memory=pin_memory,
                                   generator=generator, persistent_workers=False)
+    lengths = None
     if num_samples is None:
         lengths = source.durations() * source.sample_rate
         if max_samples is not None:
             lengths = np.minimum(lengths, max_samples)
-        sampler = LengthBucketSampler(lengths, batch_size, shuffle=train, generator=generator, drop_last=drop_last)
+    if train:
+        if oversample and source.labels is None:
+            raise ValueError("oversampling needs labelled training data")
+        targets = labels_to_targets(source.labels) if oversample else np.zeros(len(dataset))
+        sampler = TrainBatchSampler(targets, batch_size, generator=generator, drop_last=drop_last, lengths=lengths,
+                                    oversample=oversample, rank=rank, world_size=world_size)
         return DataLoader(dataset, batch_sampler=sampler, **common)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=train, drop_last=drop_last, **common)
+    if world_size != 1:
+        raise ValueError("evaluation loaders are not sharded; score on one rank")
+    if lengths is not None:
+        sampler = LengthBucketSampler(lengths, batch_size, shuffle=False, generator=generator, drop_last=drop_last)
+        return DataLoader(dataset, batch_sampler=sampler, **common)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=drop_last, **common)

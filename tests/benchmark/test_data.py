@@ -263,7 +263,7 @@ def test_bucket_sampler_shuffles_reproducibly():
 def test_train_loader_order_resumes_from_generator_state(built, cache):
     src = BuiltDataset(built, "train", cache_dir=cache)
     loader = make_loader(src, batch_size=4, train=True, num_samples=500, seed=7)
-    assert loader.drop_last
+    assert loader.batch_sampler.drop_last
     _ = [b.filenames for b in loader]  # epoch 1
     state = loader.generator.get_state()
     epoch2 = [b.filenames for b in loader]
@@ -398,3 +398,37 @@ def test_reads_what_the_real_builder_writes(tmp_path):
         assert wave.dtype == np.float32 and meta["split"] == split
         assert abs(len(wave) / SR - meta["duration_s"]) < 1e-3
     assert total == 16  # 8 sources, each bona fide + one mp3 copy
+
+
+# --- training batch sampler: oversampling and DDP sharding -----------------------------------------
+
+
+def test_oversampling_balances_classes_and_uses_every_minority_item():
+    from benchmark.data.loader import TrainBatchSampler
+
+    targets = np.array([1] * 5 + [0] * 23)  # 5 bona fide, 23 spoof
+    s = TrainBatchSampler(targets, 4, generator=torch.Generator().manual_seed(0), drop_last=False, oversample=True)
+    seen = np.concatenate([b for b in s])
+    assert len(seen) == 46 and len(s) == 12
+    assert (targets[seen] == 1).sum() == 23 and (targets[seen] == 0).sum() == 23
+    counts = np.bincount(seen[targets[seen] == 1], minlength=5)[:5]
+    assert counts.min() >= 4 and counts.max() <= 5  # 23 = 4 full passes + 3 drawn once more
+    assert sorted(np.flatnonzero(targets == 0)) == sorted(seen[targets[seen] == 0])
+
+
+@pytest.mark.parametrize("lengths", [None, np.arange(30, dtype=float)])
+def test_ddp_shards_are_disjoint_equal_and_cover_the_global_epoch(lengths):
+    from benchmark.data.loader import TrainBatchSampler
+
+    targets = np.zeros(30)
+    shards = []
+    for rank in range(2):
+        s = TrainBatchSampler(targets, 4, generator=torch.Generator().manual_seed(5), drop_last=True,
+                              lengths=lengths, rank=rank, world_size=2)
+        shards.append(list(s))
+        assert len(s) == len(shards[-1]) == 3  # 7 full batches -> 6 -> 3 per rank
+    a, b = (set(np.concatenate(x).tolist()) for x in shards)
+    assert not a & b and len(a | b) == 24
+    single = list(TrainBatchSampler(targets, 4, generator=torch.Generator().manual_seed(5), drop_last=True,
+                                    lengths=lengths))
+    assert [list(x) for x in single[0:6:2]] == [list(x) for x in shards[0]]
