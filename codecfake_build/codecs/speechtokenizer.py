@@ -103,7 +103,7 @@ class SpeechTokenizerCodec(Codec):
     default_config = "nq8"
     weights_source = (f"https://huggingface.co/{_REPO} ({_SUBDIR}/config.json, {_SUBDIR}/SpeechTokenizer.pt); "
                       "code: PyPI speechtokenizer 1.0.1 (github.com/ZhangXInFD/SpeechTokenizer)")
-    licence = "Apache-2.0 (code and weights)"
+    licence = "code Apache-2.0; weights: see the fnlp/SpeechTokenizer model card"
     #: Upper bound on padded seconds in one forward pass (batch x clip length).
     max_batch_seconds: ClassVar[float] = 60.0
 
