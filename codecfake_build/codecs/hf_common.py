@@ -40,6 +40,18 @@ def import_transformers(codec: str) -> Any:
     return transformers
 
 
+def _config_matches(actual: Any, expected: Any) -> bool:
+    """``actual`` (a config value) equals ``expected``; a dict is matched key by key against a
+    sub-config (e.g. the semantic model inside X-Codec), lists and tuples compare as lists."""
+    if isinstance(expected, dict):
+        if hasattr(actual, "to_dict"):
+            actual = actual.to_dict()
+        return isinstance(actual, dict) and all(_config_matches(actual.get(k), v) for k, v in expected.items())
+    if isinstance(expected, (list, tuple)) and isinstance(actual, (list, tuple)):
+        return len(actual) == len(expected) and all(_config_matches(a, e) for a, e in zip(actual, expected))
+    return bool(actual == expected)
+
+
 class HFCodec(Codec):
     """A codec backed by a ``transformers`` audio-tokenizer model."""
 
@@ -51,6 +63,8 @@ class HFCodec(Codec):
     #: transformers defaults (from the hub config.json), so ``init_random`` builds exactly
     #: the architecture users download.
     official_architectures: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Name of the sample-rate field in the model's config (``config.json``).
+    rate_key: ClassVar[str] = "sampling_rate"
     #: Upper bound on padded native-rate seconds in one forward pass (batch x longest clip),
     #: so a batch of long clips is split rather than exhausting GPU memory.
     max_batch_seconds: ClassVar[float] = 60.0
@@ -62,7 +76,7 @@ class HFCodec(Codec):
     # ---- what a subclass provides ------------------------------------------------------
     def _check_model(self, model: Any, path: Path) -> None:
         """Raise CodecUnavailableError if the checkpoint does not fit the chosen config."""
-        rate = int(getattr(model.config, "sampling_rate", 0) or 0)
+        rate = int(getattr(model.config, self.rate_key, 0) or 0)
         if rate != self.native_rate:
             raise CodecUnavailableError(
                 f"{self.spec} expects a {self.native_rate} Hz model ({self.repo_id}) but {path} holds a "
@@ -108,7 +122,7 @@ class HFCodec(Codec):
                 cfg = json.loads((d / "config.json").read_text())
             except (OSError, ValueError):
                 continue
-            if isinstance(cfg, dict) and cfg.get("sampling_rate") == self.native_rate:
+            if isinstance(cfg, dict) and cfg.get(self.rate_key) == self.native_rate:
                 return d
         return None
 
@@ -169,7 +183,7 @@ class HFCodec(Codec):
         config = model_cls.config_class(**overrides)
         # A transformers version that renamed or derives one of these would silently build
         # another architecture, and a timing would describe a model nobody ships.
-        wrong = [k for k, v in overrides.items() if getattr(config, k, None) != v]
+        wrong = [k for k, v in overrides.items() if not _config_matches(getattr(config, k, None), v)]
         if wrong:
             raise CodecUnavailableError(
                 f"transformers {transformers.__version__} does not build the {self.repo_id} architecture "
