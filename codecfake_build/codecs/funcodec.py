@@ -20,6 +20,8 @@ losses compare them index by index), so ``delay`` is 0.
 Batching: GroupNorm over time, the whole-clip RMS normalisation, non-causal
 convolutions and the LSTM all make a clip's output depend on any padding, so
 only clips of identical length share a forward pass (no padding at all).
+Clips are never chunked: the released models code whole clips (``segment_dur:
+null``), so a clip of many minutes is one (memory-hungry) pass, as in the original.
 """
 
 from __future__ import annotations
@@ -131,7 +133,10 @@ class FunCodecCodec(Codec):
         """Directory holding config.yaml and model.pth: ``--weights``, else
         ``$CODECFAKE_CACHE/funcodec/<repo name>/``, else the HF cache / hub."""
         if self.weights is not None:
-            found = weights.find_files(_NAME, list(WEIGHT_FILES), self.weights)
+            explicit = Path(self.weights).expanduser()
+            if explicit.is_file():  # --weights funcodec=.../model.pth: its folder holds config.yaml too
+                explicit = explicit.parent
+            found = weights.find_files(_NAME, list(WEIGHT_FILES), explicit)
             assert found is not None
             return found
         cached = weights.cache_dir(_NAME) / self.repo_id.split("/")[-1]

@@ -104,6 +104,8 @@ def test_offline_without_weights_names_repo_and_fix(offline):
 
 def test_missing_model_file_is_named(tmp_path, offline):
     d = _official_dir(tmp_path / "ck", "gn")
+    codec = create_codec("funcodec@en-libritts-ds320-nq2", weights=str(d / "model.pth"))
+    assert codec.checkpoint_dir() == d  # a path to model.pth means its folder
     (d / "model.pth").unlink()
     with pytest.raises(CodecUnavailableError, match=r"ck/model\.pth does not exist"):
         create_codec("funcodec", weights=str(d)).load()
