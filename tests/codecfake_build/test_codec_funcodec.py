@@ -198,7 +198,7 @@ def test_init_random_builds_the_released_architecture(spec, n_params):
     assert codec.parameter_count() == n_params
     assert f"({n_params / 1e6:.2f} M parameters)" in desc
     if "ds320" in spec:
-        wave = (0.1 * np.sin(np.linspace(0, 300, 16000))).astype(np.float32)
+        wave = (0.1 * np.sin(np.linspace(0, 80, 4000))).astype(np.float32)  # 0.25 s keeps this quick
         (y,) = codec.resynthesize([wave], 16000)
         assert y.shape == wave.shape and np.isfinite(y).all()
-        assert codec.codes(wave).shape == (8, 50)
+        assert codec.codes(wave).shape == (8, 13)  # 12.5 frames, the last one padded
