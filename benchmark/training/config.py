@@ -81,18 +81,28 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     #: [bonafide_w, spoof_w], "balanced", or null for unweighted cross-entropy.
     class_weights: Union[list[float], str, None] = None
-    #: "cosine": per-step cosine decay from lr to min_lr (the AASIST recipe).
-    scheduler: Literal["none", "cosine"] = "none"
+    #: "cosine": per-step cosine decay from lr to min_lr (the AASIST recipe);
+    #: "step": multiply by step_gamma every step_epochs epochs (Codecfake halves it every 2).
+    scheduler: Literal["none", "cosine", "step"] = "none"
     min_lr: float = 0.0
+    step_epochs: int = 2
+    step_gamma: float = 0.5
+    #: Micro-batches whose gradients are summed before one optimizer step
+    #: (effective batch = batch_size x grad_accum x GPUs).
+    grad_accum: int = 1
+    #: "oversample": every epoch repeats the smaller class up to the larger one (FD-ADD's
+    #: recipe); "shuffle": each item once.  Class weights are a separate switch.
+    sampling: Literal["shuffle", "oversample"] = "shuffle"
     num_workers: int = 4
 
 
 @dataclass
 class EarlyStoppingConfig:
-    #: Stop after this many epochs without a dev-EER improvement; null = never.
+    #: Stop after this many epochs without a dev improvement; null = never.
     patience: int | None = None
-    on: Literal["dev_eer"] = "dev_eer"
-    #: An epoch counts as an improvement only if it lowers the best EER by more than this.
+    #: The dev metric that picks best.pt and drives early stopping.
+    on: Literal["dev_eer", "dev_auc"] = "dev_eer"
+    #: An epoch counts as an improvement only if it beats the best value by more than this.
     min_delta: float = 0.0
 
 
@@ -105,10 +115,13 @@ class TrainConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     seed: int = 1234
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    #: Mixed precision (float16 autocast + GradScaler); ignored on CPU.
-    amp: bool = False
+    #: Mixed precision on CUDA: "fp16" (autocast + GradScaler), "bf16" (autocast, no
+    #: scaler needed), true = "fp16", false = off; ignored on CPU.
+    amp: Union[bool, Literal["fp16", "bf16"]] = False
     #: Deterministic cuDNN kernels (slower) for bit-reproducible GPU runs.
     deterministic: bool = False
+    #: Write TensorBoard event files to out_dir/tensorboard (needs the tensorboard package).
+    tensorboard: bool = True
     #: Keep only the newest N epoch_NNN.pt files (null = keep all); last.pt and best.pt are always kept.
     keep_epoch_checkpoints: int | None = None
 
@@ -135,18 +148,28 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @property
+    def amp_dtype(self) -> str | None:
+        """"fp16", "bf16" or None (off)."""
+        if self.amp is True:
+            return "fp16"
+        return self.amp or None
+
     def validate(self, source: str = "<config>") -> None:
         def bad(key: str, problem: str) -> ConfigError:
             return ConfigError(f"{source}: key '{key}': {problem}")
 
         o = self.optim
-        for key, value in (("optim.epochs", o.epochs), ("optim.batch_size", o.batch_size)):
+        for key, value in (("optim.epochs", o.epochs), ("optim.batch_size", o.batch_size),
+                           ("optim.grad_accum", o.grad_accum), ("optim.step_epochs", o.step_epochs)):
             if value < 1:
                 raise bad(key, f"must be >= 1, got {value}")
         for key, value in (("optim.lr", o.lr), ("optim.weight_decay", o.weight_decay), ("optim.min_lr", o.min_lr),
                            ("early_stopping.min_delta", self.early_stopping.min_delta)):
             if value < 0:
                 raise bad(key, f"must be >= 0, got {value}")
+        if not 0 < o.step_gamma <= 1:
+            raise bad("optim.step_gamma", f"must be in (0, 1], got {o.step_gamma}")
         if o.num_workers < 0:
             raise bad("optim.num_workers", f"must be >= 0, got {o.num_workers}")
         if len(o.betas) != 2 or not all(0 <= b < 1 for b in o.betas):

@@ -1,5 +1,14 @@
-"""The training loop: weighted cross-entropy, Adam, dev EER every epoch,
-atomic checkpoints, bit-exact resume and early stopping."""
+"""The training loop: weighted cross-entropy, Adam, dev EER/AUC every epoch,
+atomic checkpoints, bit-exact resume, early stopping, gradient accumulation,
+mixed precision (fp16/bf16) on CUDA, CSV + TensorBoard logs, and multi-GPU
+data parallelism under ``torchrun`` (NCCL on GPUs, gloo on CPU).
+
+Distributed runs: every rank builds the same model and data from the same
+seed, trains on its own shard of each epoch's global batch list (see
+``TrainBatchSampler``), and DDP averages gradients.  Rank 0 alone scores the
+dev set, writes checkpoints and logs, and broadcasts the early-stopping
+decision, so the files on disk look exactly like a single-process run's.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +19,7 @@ import logging
 import math
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -44,7 +54,7 @@ from benchmark.training.scoring import autocast_for, score_loader
 
 log = logging.getLogger(__name__)
 
-LOG_COLUMNS = ("epoch", "train_loss", "dev_eer", "lr", "seconds")
+LOG_COLUMNS = ("epoch", "train_loss", "dev_eer", "dev_auc", "lr", "seconds")
 
 
 class TrainingError(RuntimeError):
@@ -55,6 +65,26 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """This process's place in a ``torchrun`` job (world_size 1 outside one)."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> "DistEnv":
+        import os
+
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -69,6 +99,7 @@ def resolve_device(name: str) -> torch.device:
 class _State:
     epoch: int = 0  # last completed epoch
     best_eer: float = math.inf
+    best_auc: float = -math.inf
     best_epoch: int = 0
     bad_epochs: int = 0
     stopped_early: bool = False
@@ -117,7 +148,7 @@ def train(
     and ends with the same weights as an uninterrupted run.  ``on_epoch_end``
     is called with each epoch's log row after its checkpoint is on disk.
     """
-    from benchmark.metrics import compute_eer  # owned elsewhere; imported late so data-only users need not have it
+    from benchmark.metrics import auc, compute_eer  # owned elsewhere; imported late so data-only users need not have it
     from benchmark.models import create_model
 
     if not isinstance(config, TrainConfig):
@@ -133,10 +164,20 @@ def train(
         )
     ckpt_dir.mkdir(parents=True, exist_ok=True)
 
+    dist_env = DistEnv.from_env()
     device = resolve_device(config.device)
-    use_amp = config.amp and device.type == "cuda"
-    if config.amp and not use_amp:
-        log.warning("amp: true ignored: mixed precision is only used on CUDA (device is %s)", device)
+    if dist_env.world_size > 1:
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            device = torch.device("cuda", dist_env.local_rank)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    amp_dtype = config.amp_dtype if device.type == "cuda" else None
+    use_amp = amp_dtype is not None
+    if config.amp_dtype and not use_amp:
+        log.warning("amp: %s ignored: mixed precision is only used on CUDA (device is %s)", config.amp_dtype, device)
     if config.deterministic:
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
@@ -154,7 +195,8 @@ def train(
     crop = getattr(model, "crop", "tile")
     loader_args = dict(batch_size=o.batch_size, num_samples=num_samples, crop=crop, max_samples=d.max_samples,
                        num_workers=o.num_workers, seed=config.seed, pin_memory=device.type == "cuda")
-    train_loader = make_loader(train_src, train=True, **loader_args)
+    train_loader = make_loader(train_src, train=True, oversample=o.sampling == "oversample",
+                               rank=dist_env.rank, world_size=dist_env.world_size, **loader_args)
     dev_loader = make_loader(dev_src, train=False, **loader_args)
     if len(train_loader) == 0:
         raise TrainingError(f"training split '{d.train_split}' yields no batches. Fix: lower optim.batch_size")
@@ -162,11 +204,20 @@ def train(
     weights = class_weight_tensor(counts, o.class_weights)
     criterion = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device))
     optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-    scheduler = None
+    steps_per_epoch = -(-len(train_loader) // o.grad_accum)
+    scheduler, epoch_scheduler = None, None
     if o.scheduler == "cosine":
         floor = o.min_lr / o.lr if o.lr > 0 else 0.0
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(o.epochs * len(train_loader), floor))
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(o.epochs * steps_per_epoch, floor))
+    elif o.scheduler == "step":
+        epoch_scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=o.step_epochs, gamma=o.step_gamma)
+    # bf16 has float32's exponent range, so only fp16 needs loss scaling.
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == "fp16")
+    train_model: nn.Module = model
+    if dist_env.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     state = _State()
     if resume and last_path.exists():
@@ -181,13 +232,18 @@ def train(
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None and ckpt["scheduler"] is not None:
             scheduler.load_state_dict(ckpt["scheduler"])
+        if epoch_scheduler is not None and ckpt.get("epoch_scheduler") is not None:
+            epoch_scheduler.load_state_dict(ckpt["epoch_scheduler"])
         if ckpt["scaler"]:
             scaler.load_state_dict(ckpt["scaler"])
         state = _State(**ckpt["state"])
         restore_rng(ckpt["rng"], train_loader.generator)
-        _write_log(out_dir / "train_log.csv", state.history)  # in case the crash hit between last.pt and the log
+        if dist_env.main:
+            _write_log(out_dir / "train_log.csv", state.history)  # in case the crash hit between last.pt and the log
         log.info("resuming %s after epoch %d", out_dir, state.epoch)
-    atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    if dist_env.main:
+        atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    board = _tensorboard(out_dir, config.tensorboard and dist_env.main)
 
     def checkpoint(epoch: int, improved: bool) -> None:
         payload = {
@@ -196,7 +252,8 @@ def train(
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "scaler": scaler.state_dict() if use_amp else None,
+            "epoch_scheduler": epoch_scheduler.state_dict() if epoch_scheduler is not None else None,
+            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
             "state": vars(state),
             "rng": capture_rng(train_loader.generator),
             "config": config.to_dict(),
@@ -216,44 +273,69 @@ def train(
     for epoch in epochs_bar:
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train_loss = _train_epoch(model, train_loader, criterion, optimizer, scheduler, scaler, device, use_amp,
-                                  epoch, progress)
-        _, scores, targets = score_loader(model, dev_loader, device, amp=use_amp, return_targets=True)
-        eer, threshold = compute_eer(*split_scores(scores, targets))
-        eer = float(eer)
-        improved = eer < state.best_eer - config.early_stopping.min_delta
-        if improved:
-            state.best_eer, state.best_epoch, state.bad_epochs = eer, epoch, 0
-        else:
-            state.bad_epochs += 1
-        patience = config.early_stopping.patience
-        state.stopped_early = patience is not None and state.bad_epochs >= patience
-        state.epoch = epoch
-        row = {"epoch": epoch, "train_loss": train_loss, "dev_eer": eer, "lr": lr,
-               "seconds": time.perf_counter() - t0, "dev_threshold": float(threshold)}
-        state.history.append(row)
-        checkpoint(epoch, improved)
-        epochs_bar.set_postfix(loss=f"{train_loss:.4f}", dev_eer=f"{100 * eer:.2f}%",
-                               best=f"{100 * state.best_eer:.2f}%@{state.best_epoch}")
-        log.info("epoch %d: train_loss %.4f dev_eer %.4f", epoch, train_loss, eer)
-        if on_epoch_end is not None:
+        train_loss = _train_epoch(train_model, train_loader, criterion, optimizer, scheduler, scaler, device,
+                                  amp_dtype, o.grad_accum, epoch, progress and dist_env.main)
+        if epoch_scheduler is not None:
+            epoch_scheduler.step()
+        row: dict[str, Any] = {}
+        if dist_env.main:
+            _, scores, targets = score_loader(model, dev_loader, device, amp=use_amp, amp_dtype=amp_dtype,
+                                              return_targets=True)
+            bona_scores, spoof_scores = split_scores(scores, targets)
+            eer, threshold = compute_eer(bona_scores, spoof_scores)
+            dev_auc = auc(bona_scores, spoof_scores)
+            on_auc = config.early_stopping.on == "dev_auc"
+            delta = config.early_stopping.min_delta
+            improved = (dev_auc > state.best_auc + delta) if on_auc else (float(eer) < state.best_eer - delta)
+            if improved:
+                state.best_eer, state.best_auc, state.best_epoch, state.bad_epochs = float(eer), dev_auc, epoch, 0
+            else:
+                state.bad_epochs += 1
+            patience = config.early_stopping.patience
+            state.stopped_early = patience is not None and state.bad_epochs >= patience
+            state.epoch = epoch
+            row = {"epoch": epoch, "train_loss": train_loss, "dev_eer": float(eer), "dev_auc": dev_auc, "lr": lr,
+                   "seconds": time.perf_counter() - t0, "dev_threshold": float(threshold)}
+            state.history.append(row)
+            checkpoint(epoch, improved)
+            if board is not None:
+                for key in ("train_loss", "dev_eer", "dev_auc", "lr"):
+                    board.add_scalar(key, row[key], epoch)
+                board.flush()
+            epochs_bar.set_postfix(loss=f"{train_loss:.4f}", dev_eer=f"{100 * eer:.2f}%",
+                                   best=f"{100 * state.best_eer:.2f}%@{state.best_epoch}")
+            log.info("epoch %d: train_loss %.4f dev_eer %.4f dev_auc %.4f", epoch, train_loss, eer, dev_auc)
+        if dist_env.world_size > 1:
+            state = _broadcast_state(state)
+        if on_epoch_end is not None and dist_env.main:
             on_epoch_end(dict(row))
         if state.stopped_early:
-            log.info("early stopping after epoch %d: no dev EER improvement for %d epochs", epoch, patience)
+            log.info("early stopping after epoch %d: no dev improvement for %d epochs", epoch,
+                     config.early_stopping.patience)
             break
     epochs_bar.close()
+    if board is not None:
+        board.close()
+    replicas_in_sync = _replicas_in_sync(model) if dist_env.world_size > 1 else True
 
     summary = {
         "out_dir": str(out_dir),
         "model": config.model.name,
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "device": str(device),
-        "amp": use_amp,
+        "amp": amp_dtype or False,
+        "world_size": dist_env.world_size,
+        "replicas_in_sync": replicas_in_sync,
+        "grad_accum": o.grad_accum,
+        "effective_batch_size": o.batch_size * o.grad_accum * dist_env.world_size,
+        "sampling": o.sampling,
+        "early_stopping_on": config.early_stopping.on,
         "epochs_completed": state.epoch,
         "epochs_max": o.epochs,
         "stopped_early": state.stopped_early,
         "best_epoch": state.best_epoch,
         "best_dev_eer": state.best_eer if math.isfinite(state.best_eer) else None,
+        "best_dev_auc": state.best_auc if math.isfinite(state.best_auc) else None,
         "best_dev_threshold": next((r["dev_threshold"] for r in state.history if r["epoch"] == state.best_epoch), None),
         "last_dev_eer": state.history[-1]["dev_eer"] if state.history else None,
         "train_rows": len(train_src),
@@ -263,8 +345,41 @@ def train(
         "checkpoints": {"best": str(ckpt_dir / "best.pt"), "last": str(last_path)},
         "seconds": time.perf_counter() - started,
     }
-    atomic_write_text(out_dir / "train_summary.json", json.dumps(summary, indent=2) + "\n")
+    if dist_env.main:
+        atomic_write_text(out_dir / "train_summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _tensorboard(out_dir: Path, wanted: bool) -> Any:
+    if not wanted:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.warning("tensorboard is not installed: logging to train_log.csv only. "
+                    "Fix: pip install tensorboard, or set tensorboard: false")
+        return None
+    return SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+
+
+def _broadcast_state(state: _State) -> _State:
+    """Rank 0's epoch state (dev results, early stopping) on every rank."""
+    import torch.distributed as dist
+
+    box = [vars(state) if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return _State(**box[0])
+
+
+def _replicas_in_sync(model: nn.Module) -> bool:
+    """True if every rank holds bit-identical parameters (what DDP promises)."""
+    import torch.distributed as dist
+
+    flat = torch.cat([p.detach().reshape(-1).float().cpu() for p in model.parameters()])
+    mine = float(flat.double().sum()), float((flat.double() ** 2).sum()), flat[:16].tolist()
+    everyone: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, mine)
+    return all(x == everyone[0] for x in everyone)
 
 
 def _train_epoch(
@@ -275,31 +390,43 @@ def _train_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     scaler: torch.amp.GradScaler,
     device: torch.device,
-    use_amp: bool,
+    amp_dtype: str | None,
+    grad_accum: int,
     epoch: int,
     progress: bool,
 ) -> float:
     model.train()
     loader.dataset.set_epoch(epoch)
     total, seen = 0.0, 0
+    n_batches = len(loader)
     bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress, dynamic_ncols=True)
+    optimizer.zero_grad(set_to_none=True)
     for step, batch in enumerate(bar):
         wave = batch.wave.to(device, non_blocking=True)
         target = batch.target.to(device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        with autocast_for(device, use_amp):
-            logits = model(wave)
-        # The loss runs in float32 even under autocast so class weights and log-softmax stay exact.
-        loss = criterion(logits.float(), target)
-        if not use_amp and not torch.isfinite(loss):
-            raise TrainingError(
-                f"training diverged at epoch {epoch}, step {step + 1} (loss {loss.item()}). Fix: lower optim.lr"
-            )
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        if scheduler is not None:
-            scheduler.step()
+        # The last group of an epoch may be short; scale by its real size so every
+        # optimizer step averages the gradients of the micro-batches it holds.
+        group_start = step - step % grad_accum
+        group = min(grad_accum, n_batches - group_start)
+        boundary = step == group_start + group - 1
+        # DDP all-reduces on every backward unless told not to; between steps that is wasted traffic.
+        sync = model.no_sync() if (not boundary and hasattr(model, "no_sync")) else nullcontext()
+        with sync:
+            with autocast_for(device, amp_dtype is not None, amp_dtype):
+                logits = model(wave)
+            # The loss runs in float32 even under autocast so class weights and log-softmax stay exact.
+            loss = criterion(logits.float(), target)
+            if not torch.isfinite(loss) and not scaler.is_enabled():
+                raise TrainingError(
+                    f"training diverged at epoch {epoch}, step {step + 1} (loss {loss.item()}). Fix: lower optim.lr"
+                )
+            scaler.scale(loss / group).backward()
+        if boundary:
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            if scheduler is not None:
+                scheduler.step()
         total += loss.item() * len(batch)
         seen += len(batch)
         bar.set_postfix(loss=f"{total / seen:.4f}")

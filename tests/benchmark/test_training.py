@@ -275,3 +275,94 @@ def test_cli_runs_a_yaml_and_reports_config_errors_in_one_line(built, cache, tmp
     assert main([str(path), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "unknown key 'optim.epochz'" in err and str(path) in err
+
+
+# --- accumulation, schedulers, AUC stopping, oversampling, TensorBoard, DDP -----------------------
+
+
+def _cfg(built, cache, out, model_kwargs=None, **optim):
+    cfg = make_config(built, cache, out, **optim)
+    if model_kwargs is not None:
+        cfg.model.kwargs = model_kwargs
+    return cfg
+
+
+def test_grad_accumulation_equals_the_large_batch(built, cache, tmp_path):
+    # No dropout and no class weights: two micro-batches of 8 give the mean gradient of their 16 items,
+    # which is what one batch of 16 (the same items: the sampler cuts one permutation) gives.
+    kw = {"channels": 8, "dropout": 0.0}
+    big = train(_cfg(built, cache, tmp_path / "big", kw, batch_size=16, class_weights=None, epochs=2), progress=False)
+    acc = train(_cfg(built, cache, tmp_path / "acc", kw, batch_size=8, grad_accum=2, class_weights=None, epochs=2),
+                progress=False)
+    assert acc["effective_batch_size"] == big["effective_batch_size"] == 16
+    a, b = _weights(tmp_path / "big/checkpoints/last.pt"), _weights(tmp_path / "acc/checkpoints/last.pt")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    plain = train(_cfg(built, cache, tmp_path / "plain", kw, batch_size=8, class_weights=None, epochs=2), progress=False)
+    c = _weights(tmp_path / "plain/checkpoints/last.pt")
+    assert not all(torch.allclose(a[k], c[k], atol=1e-6) for k in a)  # the comparison can fail
+    assert plain["effective_batch_size"] == 8
+
+
+def test_step_scheduler_halves_lr_every_two_epochs_and_resumes(built, cache, tmp_path):
+    cfg = _cfg(built, cache, tmp_path / "step", epochs=5, scheduler="step", step_epochs=2, step_gamma=0.5, lr=1e-3)
+    train(cfg, progress=False)
+    lrs = [float(r["lr"]) for r in csv.DictReader((tmp_path / "step/train_log.csv").open())]
+    assert lrs == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4])
+
+
+def test_early_stopping_on_dev_auc_and_oversampling(built, cache, tmp_path):
+    cfg = _cfg(built, cache, tmp_path / "auc", epochs=10, lr=0.0, sampling="oversample")
+    cfg.early_stopping.on = "dev_auc"
+    cfg.early_stopping.patience = 2
+    summary = train(cfg, progress=False)
+    assert summary["early_stopping_on"] == "dev_auc" and summary["sampling"] == "oversample"
+    assert summary["stopped_early"] and summary["best_epoch"] == 1 and 0.0 <= summary["best_dev_auc"] <= 1.0
+    rows = list(csv.DictReader((tmp_path / "auc/train_log.csv").open()))
+    assert all(0.0 <= float(r["dev_auc"]) <= 1.0 for r in rows)
+
+
+def test_tensorboard_events_are_written_when_available(built, cache, tmp_path):
+    pytest.importorskip("tensorboard")
+    train(_cfg(built, cache, tmp_path / "tb", epochs=1), progress=False)
+    assert list((tmp_path / "tb/tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_amp_options_parse_and_are_ignored_on_cpu(built, cache, tmp_path, caplog):
+    cfg = _cfg(built, cache, tmp_path / "amp", epochs=1)
+    cfg.amp = "bf16"
+    assert cfg.amp_dtype == "bf16"
+    with caplog.at_level("WARNING"):
+        summary = train(cfg, progress=False)
+    assert summary["amp"] is False and "only used on CUDA" in caplog.text
+    with pytest.raises(ConfigError, match="optim.grad_accum"):
+        TrainConfig.from_dict({**cfg.to_dict(), "optim": {**cfg.to_dict()["optim"], "grad_accum": 0}})
+
+
+def test_ddp_two_cpu_processes_with_gloo(built, cache, tmp_path):
+    """torchrun with 2 processes on the gloo backend: both ranks train disjoint shards, DDP keeps the
+    replicas identical, and rank 0 alone writes the run directory."""
+    import socket
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cfg = make_config(built, cache, out, epochs=2, batch_size=4)
+    cfg.model.name = "lcnn-ddp-test"
+    cfg.model.kwargs = {}
+    cfg_path = tmp_path / "ddp.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg.to_dict()))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+         "--master_port", str(port), "-m", "tests.benchmark.ddp_entry", str(cfg_path)],
+        capture_output=True, text=True, timeout=300, env=env, cwd=Path(__file__).resolve().parents[2])
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["replicas_in_sync"] is True
+    assert summary["effective_batch_size"] == 8 and summary["epochs_completed"] == 2
+    assert (out / "checkpoints" / "best.pt").exists()
+    rows = list(csv.DictReader((out / "train_log.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
