@@ -14,8 +14,9 @@ Which checkpoint and bitrate per condition.  The paper names the codec families
 only; the released data and code (label files, result lists) do not record
 configs either, only the condition names C1..C7 and extra test sets C3-1..C3-4
 and C4-1..C4-3 ("different configs" of FunCodec and EnCodec, i.e. C3 and C4 each
-used one config).  Where nothing is known we take the registry's default
-config, which is the codec's own recommended release:
+used one config).  The paper says its codecs were trained on LibriTTS; where a
+LibriTTS checkpoint exists we take it, otherwise (and for the bitrate) the
+registry's default config, which is the codec's own main release:
 
 ====  ================  ===============  ==========  =============================================
 cond  codec             config           bitrate     why this checkpoint / bitrate
@@ -24,22 +25,24 @@ C1    soundstream-lyra  9.2kbps          9.2 kbps    Google's own SoundStream re
                                                      the paper's LibriTTS-trained SoundStream is
                                                      not public.  9.2 kbps = all 46 RVQ stages,
                                                      Lyra's default and highest quality.
-C2    speechtokenizer   (default)        4 kbps      fnlp/SpeechTokenizer speechtokenizer_hubert_avg,
+C2    speechtokenizer   nq8              4 kbps      fnlp/SpeechTokenizer speechtokenizer_hubert_avg,
                                                      the only released checkpoint; all 8 RVQ layers
                                                      (16 kHz, 50 Hz x 8 x 10 bit), as an ALM's
                                                      acoustic decoder uses them.
-C3    funcodec          (default)        (per cfg)   FunCodec's default official checkpoint; the
-                                                     release has C3-1..C3-4 as *other* FunCodec
+C3    funcodec          en-libritts-     16 kbps     audio_codec-encodec-en-libritts-16k-nq32ds320:
+                        ds320-nq32                   the LibriTTS model (as the paper says), all 32
+                                                     codebooks at 50 Hz; the registry default.  The
+                                                     release's C3-1..C3-4 are *other* FunCodec
                                                      configs, so C3 is one config.
 C4    encodec           6kbps            6 kbps      EnCodec 24 kHz at 6 kbps (8 codebooks): the
                                                      registry default and exactly what VALL-E-style
                                                      ALMs decode, the paper's target.
-C5    audiodec          (default)        6.4 kbps    symAD_libritts_24000_hop300 + the
+C5    audiodec          24khz            6.4 kbps    symAD_libritts_24000_hop300 + the
                                                      AudioDec_v1_symAD_libritts_24000_hop300_clean
                                                      vocoder: the only official 24 kHz speech pair
                                                      (LibriTTS-trained, as the paper says its
                                                      codecs were); 80 Hz x 8 x 10 bit.
-C6    hificodec         (default)        2 kbps      AcademiCodec's HiFi-Codec-16k-320d: 16 kHz like
+C6    hificodec         16k-320d         2 kbps      AcademiCodec's HiFi-Codec-16k-320d: 16 kHz like
                                                      the dataset, the repo's main speech release
                                                      (50 Hz x 4 codebooks x 10 bit).
 C7    dac               16khz            6 kbps      DAC 16 kHz (12 codebooks x 50 Hz x 10 bit): the
@@ -47,10 +50,10 @@ C7    dac               16khz            6 kbps      DAC 16 kHz (12 codebooks x 
                                                      registry default; unseen in training.
 ====  ================  ===============  ==========  =============================================
 
-"(default)" means the codec module's ``default_config`` at build time; the
-resolved ``name@config`` is written into the card, the report and the build
-fingerprint, so a later change of a default cannot silently alter a resumed
-build.  Bitrates of those rows are the stated checkpoints' nominal rates.
+Every condition names its config explicitly, so a later change of a codec's
+default cannot silently alter the preset; the resolved ``name@config`` is also
+written into the card, the report and the build fingerprint.  (``Condition``
+accepts ``config=None`` = the default at build time, for future presets.)
 
 Availability.  Before any audio is decoded every condition's codec is looked up
 and loaded.  If any is unregistered, has no such config, or cannot load (package
@@ -104,26 +107,27 @@ CODECFAKE = Preset(
                       "public); 9.2 kbps = all 46 RVQ stages, Lyra's default",
                   get_it="pip install ai-edge-litert; weights download from google/lyra on first use, "
                          + _WEIGHTS_HINT.format(codec="soundstream-lyra")),
-        Condition("C2", "speechtokenizer", None,
+        Condition("C2", "speechtokenizer", "nq8",
                   why="fnlp/SpeechTokenizer speechtokenizer_hubert_avg (the only release), all 8 RVQ "
                       "layers = 4 kbps at 16 kHz",
                   get_it="pip install speechtokenizer==1.0.1 beartype tensorboard; weights from HF "
                          "fnlp/SpeechTokenizer, " + _WEIGHTS_HINT.format(codec="speechtokenizer")),
-        Condition("C3", "funcodec", None,
-                  why="FunCodec's default official checkpoint (the release's C3-1..C3-4 are other "
-                      "FunCodec configs, so C3 is one)",
+        Condition("C3", "funcodec", "en-libritts-ds320-nq32",
+                  why="audio_codec-encodec-en-libritts-16k-nq32ds320 (LibriTTS-trained, as the paper's codecs), "
+                      "all 32 codebooks = 16 kbps, the default (the release's C3-1..C3-4 are other FunCodec "
+                      "configs, so C3 is one)",
                   get_it="weights from ModelScope/HF alibaba-damo/audio_codec-*, "
                          + _WEIGHTS_HINT.format(codec="funcodec")),
         Condition("C4", "encodec", "6kbps",
                   why="EnCodec 24 kHz at 6 kbps (8 codebooks): the default and what VALL-E-style ALMs decode",
                   get_it="pip install transformers; weights from HF facebook/encodec_24khz, "
                          + _WEIGHTS_HINT.format(codec="encodec")),
-        Condition("C5", "audiodec", None,
+        Condition("C5", "audiodec", "24khz",
                   why="symAD_libritts_24000_hop300 with the AudioDec_v1_symAD_libritts_24000_hop300_clean "
                       "vocoder: the official 24 kHz LibriTTS speech pair, 6.4 kbps",
                   get_it="official facebookresearch/AudioDec checkpoint files, "
                          + _WEIGHTS_HINT.format(codec="audiodec")),
-        Condition("C6", "hificodec", None,
+        Condition("C6", "hificodec", "16k-320d",
                   why="AcademiCodec HiFi-Codec-16k-320d: 16 kHz like the dataset, the main speech "
                       "release, 2 kbps",
                   get_it="official yangdongchao/AcademiCodec checkpoints, "
