@@ -135,8 +135,11 @@ class AudioDecCodec(Codec):
         ae_params = _generator_params(d / files["autoencoder config"], "symAudioDec")
         voc_params = _generator_params(d / files["vocoder config"], "HiFiGAN")
         try:
-            ae_cfg = net.AnalysisConfig.from_generator_params(ae_params, str(d / files["autoencoder config"]))
-            voc_cfg = net.VocoderConfig.from_generator_params(voc_params, str(d / files["vocoder config"]))
+            # Without config.yml the released hyper-parameters (the dataclass defaults) apply.
+            ae_cfg = (net.AnalysisConfig() if ae_params is None else
+                      net.AnalysisConfig.from_generator_params(ae_params, str(d / files["autoencoder config"])))
+            voc_cfg = (net.VocoderConfig() if voc_params is None else
+                       net.VocoderConfig.from_generator_params(voc_params, str(d / files["vocoder config"])))
             model = net.AudioDecModel(ae_cfg, voc_cfg)
         except (net.UnsupportedConfigError, TypeError) as exc:
             raise CodecUnavailableError(f"{exc}. Fix: use the {self.config.params['autoencoder']} / "
@@ -229,11 +232,10 @@ def _extract_atomic(zf: zipfile.ZipFile, member: str, dest: Path) -> None:
             os.unlink(tmp)
 
 
-def _generator_params(path: Path, model_type: str) -> dict[str, Any]:
-    """``generator_params`` from an official ``config.yml``; {} (the released defaults) when the
-    file is absent."""
+def _generator_params(path: Path, model_type: str) -> dict[str, Any] | None:
+    """``generator_params`` from an official ``config.yml``; None when the file is absent."""
     if not path.is_file():
-        return {}
+        return None
     import yaml
 
     try:

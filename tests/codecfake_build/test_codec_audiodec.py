@@ -170,6 +170,10 @@ def test_incomplete_or_foreign_checkpoints_are_refused(tmp_path, env):
     bare = _write_exp(tmp_path / "bare", configs=False)
     with pytest.raises(CodecUnavailableError, match=r"expected \(32, 1, 7\)"):
         create_codec("audiodec", weights=str(bare)).load()
+    # A vocoder whose config names a stats file needs the code statistics from its checkpoint.
+    nostats = _write_exp(tmp_path / "nostats", drop="vocoder.mean")
+    with pytest.raises(CodecUnavailableError, match=r"e\.g\. mean: missing"):
+        create_codec("audiodec", weights=str(nostats)).load()
     cfg = bare / AE_DIR / "config.yml"
     cfg.write_text(yaml.safe_dump({"model_type": "symAudioDec", "generator_params": {"mode": "noncausal"}}))
     with pytest.raises(CodecUnavailableError, match="mode = 'noncausal'; only 'causal'"):
@@ -232,6 +236,8 @@ def test_init_random_builds_the_released_architecture():
     # (AudioDec_v1_symAD_libritts_24000_hop300_clean).  The codebooks are buffers (8 x 64 x 1024).
     assert sum(p.numel() for p in codec.model.parameters()) == 3_806_368 + 98_304 + 19_461_090
     assert "(23.4 M parameters)" in desc
+    # The released vocoder normalises its input with the stored code statistics.
+    assert codec.model.vocoder.cfg.normalises_input and codec.model.vocoder.mean.shape == (64,)
     assert [tuple(layer.embed.shape) for layer in codec.model.analysis.quantizer.codebook.layers] == [(64, 1024)] * 8
     wave = (0.1 * np.sin(np.linspace(0, 60, 2400))).astype(np.float32)  # 0.15 s: keeps it fast
     (y,) = codec.resynthesize([wave], 16000)
