@@ -54,7 +54,8 @@ class HiFiCodec(Codec):
                 "24 kHz model (paper: same training corpora)"),
     )}
     default_config = "16k-320d"
-    weights_source = f"https://huggingface.co/{_REPO} (configs: https://github.com/yangdongchao/AcademiCodec/tree/master/egs)"
+    weights_source = (f"https://huggingface.co/{_REPO} (architecture: "
+                      "https://github.com/yangdongchao/AcademiCodec/tree/master/egs)")
     licence = ("code: MIT (AcademiCodec README; this is an independent re-implementation); "
                f"weights: huggingface.co/{_REPO} states no licence")
 
