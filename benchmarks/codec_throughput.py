@@ -72,10 +72,15 @@ examples:
   # one codec config, results to a chosen file
   python benchmarks/codec_throughput.py --codec mp3@64kbps --json /tmp/mp3.json
 
---random-init builds the transformers codecs (EnCodec, DAC) from the official
-architecture of the chosen config with random weights: the same arithmetic as
-the real checkpoint, so the timing holds, but the output is not speech.  A codec
-given --weights uses those weights instead.  Exit status: 0 when every codec ran
+Without --codec every registered codec runs at its default config; each one
+that cannot run here says why ("skipped: <reason>") and the run goes on.
+
+--random-init builds every codec that defines Codec.init_random (the torch
+codecs) from the official architecture of the chosen config with random
+weights: the same arithmetic as the real checkpoint, so the timing holds, but
+the output is not speech.  Codecs without it (ffmpeg, TFLite Lyra) load their
+real binary/weights, and the row says so.  A codec given --weights uses those
+weights instead.  Exit status: 0 when every codec ran
 or was skipped, 1 when one failed or batched and unbatched outputs differ by more
 than --tolerance, 2 for bad arguments."""
 
@@ -228,11 +233,16 @@ def _has_random_init(codec: Any) -> bool:
     return type(codec).init_random is not Codec.init_random
 
 
+def default_specs() -> list[CodecSpec]:
+    """Every registered codec at its default config: what runs without --codec."""
+    return [CodecSpec(name, cls.default_config) for name, cls in CODECS.items()]
+
+
 def bench_codec(spec: CodecSpec, clips: list[np.ndarray], args: argparse.Namespace,
                 weights: dict[str, str]) -> dict[str, Any]:
     """Time one codec; never raises for a codec that cannot load or fails to run."""
     row: dict[str, Any] = {"codec": str(spec), "status": "ok", "reason": None, "device": None,
-                           "weights": weights.get(spec.name), "random_init": False}
+                           "weights": weights.get(spec.name), "random_init": False, "note": None}
     try:
         codec = create_codec(spec, device=args.device, weights=weights.get(spec.name))
         t0 = time.perf_counter()
@@ -240,6 +250,8 @@ def bench_codec(spec: CodecSpec, clips: list[np.ndarray], args: argparse.Namespa
             row["weights"] = codec.init_random(seed=0)
             row["random_init"] = True
         else:
+            if args.random_init and spec.name not in weights:
+                row["note"] = "no random init for this codec (not a torch model here): real weights/binary"
             codec.ensure_loaded()
         row["load_seconds"] = time.perf_counter() - t0
     except (CodecUnavailableError, ImportError) as exc:
@@ -302,8 +314,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         name = r["codec"] + (" *" if r.get("random_init") else "")
         if "baseline" not in r:
-            # The reason was printed once when it happened; the table only marks the row.
-            lines.append(f"{name:<26} ({r['status']}, reason above)")
+            reason = r["reason"] or ""
+            lines.append(f"{name:<26} {r['status']}: {reason if len(reason) <= 100 else reason[:97] + '...'}")
             continue
         flag = "" if r["matches"] else "  MISMATCH"
         lines.append(
@@ -334,8 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", action="append", default=[], metavar="CODEC=PATH",
                    help="local weights for a codec (file or directory), as in the builder; repeatable")
     p.add_argument("--random-init", action="store_true",
-                   help="build transformers codecs (EnCodec, DAC) without --weights from their official "
-                        "architecture with random weights: offline, same compute, output not speech")
+                   help="build every codec that defines init_random (the torch codecs) without --weights from "
+                        "its official architecture with random weights: offline, same compute, output not "
+                        "speech; ffmpeg and Lyra load their real binary/weights")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for the torch codecs (default cpu); "
                                                    "ffmpeg and Lyra (TFLite) always run on the CPU")
     p.add_argument("--batch-size", type=int, default=8, help="clips per batched call (default 8)")
@@ -355,8 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--batch-size and --repeats must be at least 1")
         if args.clips is not None and args.clips < 1:
             raise ValueError("--clips must be at least 1")
-        specs = parse_codec_list(args.codec) if args.codec else [
-            CodecSpec(name, cls.default_config) for name, cls in CODECS.items()]
+        specs = parse_codec_list(args.codec) if args.codec else default_specs()
         weights: dict[str, str] = dict(parse_pairs(args.weights, "--weights", need_value=True))  # type: ignore[arg-type]
         unknown = [k for k in weights if k not in {s.name for s in specs}]
         if unknown:
@@ -407,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     for spec in specs:
         row = bench_codec(spec, waves, args, weights)
         rows.append(row)
+        if row["note"]:
+            print(f"{spec}: {row['note']}")
         if row["status"] == "skipped":
             print(f"{spec}: skipped: {row['reason']}")
         elif "baseline" not in row:

@@ -93,7 +93,9 @@ def test_codec_that_cannot_load_is_skipped_not_fatal(script, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert rc == 0
     skipped = [line for line in printed.splitlines() if "skipped: " in line]
-    assert len(skipped) == 1 and skipped[0].startswith("soundstream-lyra@9.2kbps: skipped: ")
+    # Once as it happens, once in the table (with the reason, so the table stands alone).
+    assert len(skipped) == 2 and skipped[0].startswith("soundstream-lyra@9.2kbps: skipped: ")
+    assert skipped[1].split()[0] == "soundstream-lyra@9.2kbps" and "skipped: " in skipped[1]
     (row,) = json.loads(out.read_text())["codecs"]
     assert row["status"] == "skipped" and row["reason"] and "baseline" not in row
 
@@ -104,3 +106,35 @@ def test_help_has_description_and_examples(script, capsys):
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     assert "x real time" in text and "examples:" in text and "--random-init" in text
+
+
+def test_default_run_covers_every_registered_codec_and_says_why_one_is_skipped(script, tmp_path, capsys,
+                                                                                monkeypatch):
+    from codecfake_build.codecs import CODECS
+
+    assert [s.name for s in script.default_specs()] == CODECS.names()
+    assert all(s.config == CODECS.get(s.name).default_config for s in script.default_specs())
+
+    def fake_bench(spec, clips, args, weights):  # no timing: only which codecs the default run visits
+        return {"codec": str(spec), "status": "skipped", "reason": f"{spec.name} weights missing (test)",
+                "device": None, "weights": None, "random_init": False, "note": None}
+
+    monkeypatch.setattr(script, "bench_codec", fake_bench)
+    out = tmp_path / "all.json"
+    assert script.main(["--clips", "1", "--repeats", "1", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    rows = json.loads(out.read_text())["codecs"]
+    assert [r["codec"].split("@")[0] for r in rows] == CODECS.names()
+    for name in CODECS.names():
+        assert f"skipped: {name} weights missing (test)" in printed  # live line and table row
+
+
+@needs_ffmpeg
+def test_random_init_on_a_codec_without_it_loads_it_normally_and_says_so(script, tmp_path, capsys):
+    out = tmp_path / "res.json"
+    assert script.main(["--codec", "mp3", "--random-init", "--clips", "1", "--repeats", "1",
+                        "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["codecs"]
+    assert row["status"] == "ok" and row["random_init"] is False
+    assert row["note"].startswith("no random init for this codec")
+    assert "mp3@32kbps: no random init" in capsys.readouterr().out
