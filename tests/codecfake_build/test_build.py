@@ -79,11 +79,14 @@ def built(corpus, tmp_path_factory):
     return out, result
 
 
-def test_dataset_loads_with_schema_and_invariants(built):
+def test_dataset_loads_with_schema_and_invariants(built, tmp_path):
     import datasets
 
     out, result = built
-    ds = datasets.load_dataset(str(out)).cast_column("audio", datasets.Audio(decode=False))
+    # A private cache: the shared HF cache keys local folders by name, and pytest reuses
+    # tmp names (ds0), so it can hand back an older build's table.
+    ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "hf")).cast_column(
+        "audio", datasets.Audio(decode=False))
     rows = [r for split in ds.values() for r in split]
     assert len(rows) == result.rows == 13 * 3  # 12 good + stereo, each as bona fide + 2 codecs
     assert result.bonafide == 13 and result.spoof == 26
@@ -96,6 +99,10 @@ def test_dataset_loads_with_schema_and_invariants(built):
         assert abs(len(wave) / 16000 - r["duration_s"]) < 1e-6
         assert np.max(np.abs(wave)) <= 0.99 + 1e-4
         assert (r["codec"] == "none") == (r["label"] == 0)
+        # The k-th --codec is condition C<k>; quality columns only on codec rows.
+        assert r["condition"] == {"none": "real", "mp3": "C1", "opus": "C2"}[r["codec"]]
+        assert (r["logmel_distance"] is None) == (r["si_snr_db"] is None) == (r["codec"] == "none")
+        assert r["clipped"] is False
         by_source.setdefault(r["source_id"], set()).add((r["split"], r["codec"], r["codec_config"]))
     for src, entries in by_source.items():
         assert len({e[0] for e in entries}) == 1, f"{src} spans splits"
@@ -130,6 +137,12 @@ def test_card_and_codecfake_export(built):
         wave, sr = sf.read(out / "codecfake" / "train" / name)
         assert sr == 16000
     assert (out / "codecfake" / "codec_map.txt").read_text().split("\n")[0] == "F01 mp3@32kbps"
+    # Test files are grouped per condition: test/C<k> = the real test files + F0k fakes.
+    for k in (1, 2):
+        test = [ln.split() for ln in (out / "codecfake" / "label" / f"C{k}.txt").read_text().splitlines()]
+        assert {kind for _, kind, _ in test} == {"real", "fake"}
+        assert all(n.startswith(f"F0{k}_") for n, kind, _ in test if kind == "fake")
+        assert all((out / "codecfake" / "test" / f"C{k}" / n).is_file() for n, _, _ in test)
 
 
 def shard_bytes(out: Path) -> dict[str, bytes]:
@@ -214,7 +227,7 @@ def test_shard_of_only_bad_files_is_not_written(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     empty = [n for n, e in manifest["shards"].items() if e["rows"] == 0]
     assert len(empty) == 4 and not any((out / n).exists() for n in empty)
-    assert len(datasets.load_dataset(str(out))["test"]) == res.rows == 8
+    assert len(datasets.load_dataset(str(out), cache_dir=str(tmp_path / "hf"))["test"]) == res.rows == 8
     assert res.summary().count("skipped 4 source files") == 1
 
 
