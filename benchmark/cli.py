@@ -58,10 +58,34 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list registered detectors and their parameter counts")
     m.add_argument("--json", action="store_true")
 
-    r = sub.add_parser("run", help="run a named experiment", description="Experiments: demo (the whole "
-                       "pipeline on the embedded corpus, offline, a few minutes on 2 CPU cores).")
-    r.add_argument("experiment", choices=["demo"])
-    r.add_argument("--out", type=Path, default=Path("runs/demo"))
+    r = sub.add_parser(
+        "run", help="run the demo or the whole experiment matrix", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Experiments:
+  demo  the whole pipeline on the embedded corpus: build a codec dataset, train
+        Mel-LCNN, evaluate, leaderboard; offline, a few minutes on 2 CPU cores.
+  all   every recipe x protocol x seed of configs/matrix.yaml (recipes in
+        configs/recipes/, protocols in configs/protocols/).  Finished runs (same
+        run id = same recipe, protocol, seed and data folders) are skipped; runs
+        whose datasets are missing are listed with where to download them; a
+        failed run is reported and retried (resumed) next time.  Writes one run
+        JSON per test set and condition, then the leaderboard.""",
+        epilog="""\
+examples:
+  python -m benchmark run demo --out runs/demo
+  python -m benchmark run all --dry-run                       # the matrix and its cost
+  python -m benchmark run all --data-root /data --only 'aasist/*19la*'
+  python -m benchmark run all --data asvspoof2019-la=/data/LA --data in-the-wild=/data/release_in_the_wild""")
+    r.add_argument("experiment", choices=["demo", "all"])
+    r.add_argument("--out", type=Path, default=None, help="output folder (default runs/demo or runs/all)")
+    r.add_argument("--dry-run", action="store_true", help="all: print the expanded matrix with status and cost; run nothing")
+    r.add_argument("--only", metavar="PATTERN",
+                   help="all: keep experiments whose label recipe/protocol/sSEED matches this glob or contains it")
+    r.add_argument("--data", action="append", default=[], metavar="DATASET=PATH",
+                   help="all: root folder of a dataset (repeatable); names as in benchmark.data.readers")
+    r.add_argument("--data-root", type=Path, help="all: folder holding one sub-folder per dataset, named as the "
+                   "dataset (e.g. /data/asvspoof2019-la); --data entries win")
+    r.add_argument("--matrix", type=Path, default=None, help="all: matrix YAML (default configs/matrix.yaml)")
     r.add_argument("--codec", help="codecs for the demo dataset (default: soundstream-lyra@9.2kbps,mp3@32kbps "
                    "when Lyra's weights are found, else mp3@32kbps,opus@16kbps)")
     r.add_argument("--weights", action="append", default=[], metavar="CODEC=PATH", help="codec weights")
@@ -108,27 +132,73 @@ def cmd_train(args) -> int:
 
 
 def cmd_models(args) -> int:
+    import torch
+
     from benchmark.models import MODELS
 
     rows = []
     for name, cls in MODELS.items():
-        model = cls()
-        params = sum(p.numel() for p in model.parameters())
-        backend = getattr(model, "backend_params", None)
-        rows.append({"name": name, "params": params, "backend_params": backend() if callable(backend) else params})
+        try:
+            with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+                model = cls()
+        except Exception as exc:  # e.g. an SSL front-end whose weights are not downloaded
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(f"note: {name}: cannot be built here ({first})", file=sys.stderr)
+            rows.append({"name": name, "params": None, "backend_params": None, "error": first})
+            continue
+        registered = sum(p.numel() for p in model.parameters())
+        frontend = model.frontend_params() if hasattr(model, "frontend_params") else 0
+        backend = model.backend_params() if hasattr(model, "backend_params") else registered - frontend
+        rows.append({"name": name, "params": backend + frontend, "backend_params": backend})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         for r in rows:
-            print(f"{r['name']:<14} {r['params']:>12,} parameters")
+            if r["params"] is None:
+                print(f"{r['name']:<16} {'?':>12}              (cannot be built here: {r['error']})")
+            else:
+                print(f"{r['name']:<16} {r['params']:>12,} parameters ({r['backend_params']:,} without a "
+                      "pretrained front-end)")
     return 0
 
 
+def dataset_roots(pairs: list[str], data_root: Path | None) -> dict[str, str]:
+    from benchmark.data.readers import DATASETS
+    from codecfake_build.cli import parse_pairs
+
+    roots = {}
+    if data_root is not None:
+        roots = {name: str(data_root / name) for name in DATASETS.names() if (data_root / name).is_dir()}
+    for name, path in parse_pairs(pairs, "--data", need_value=True):
+        DATASETS.get(name)  # unknown names fail with the list of known ones
+        roots[name] = path
+    return roots
+
+
+def cmd_run_all(args) -> int:
+    from benchmark.matrix import MATRIX_FILE, Matrix
+    from benchmark.run_all import dry_run_table, run_all
+
+    matrix = Matrix.load(args.matrix or MATRIX_FILE)
+    for w in matrix.warnings:
+        print(f"note: {w}", file=sys.stderr)
+    roots = dataset_roots(args.data, args.data_root)
+    out = args.out or Path("runs/all")
+    if args.dry_run:
+        print(dry_run_table(matrix.experiments(roots, only=args.only), roots, out))
+        return 0
+    result = run_all(matrix, roots, out, only=args.only, device=args.device)
+    return 1 if result.failed else 0
+
+
 def cmd_run(args) -> int:
+    if args.experiment == "all":
+        return cmd_run_all(args)
     from benchmark.runner import DemoConfig, run_demo
 
     from codecfake_build.cli import parse_pairs
 
+    args.out = args.out or Path("runs/demo")
     weights = dict(parse_pairs(args.weights, "--weights", need_value=True))
     run_demo(DemoConfig(out=args.out, codecs=args.codec, weights=weights, aasist_weights=args.aasist_weights,
                         epochs=args.epochs, seed=args.seed, device=args.device))

@@ -147,5 +147,15 @@ def _check_metrics(metrics: Mapping[str, Any]) -> None:
         if not lo <= value <= hi:
             raise RunSchemaError(f'"metrics.{key}" = {value} is outside [{lo}, {hi}] (EER is in percent, AUC in [0, 1])')
     for key, value in metrics.items():
-        if not (value is None or isinstance(value, str) or _is_number(value)):
-            raise RunSchemaError(f'"metrics.{key}" must be a number, string or null, got {type(value).__name__}')
+        if not _is_scalar(value) and not _is_flat_container(value):
+            raise RunSchemaError(f'"metrics.{key}" must be a number, string, null, or a flat list/object of '
+                                 f'those (e.g. eer_ci95, confusion), got {type(value).__name__}')
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str) or _is_number(value)
+
+
+def _is_flat_container(value: Any) -> bool:
+    items = value.values() if isinstance(value, Mapping) else value if isinstance(value, list) else None
+    return items is not None and all(_is_scalar(v) for v in items)

@@ -140,6 +140,7 @@ def train(
     resume: bool = True,
     progress: bool = True,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    sources: tuple[Any, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``config.model`` on ``config.data`` and return the run summary
     (also written to ``out_dir/train_summary.json``).  ``config`` may be a YAML path.
@@ -147,6 +148,8 @@ def train(
     With ``resume`` (default) a run continues from ``out_dir/checkpoints/last.pt``
     and ends with the same weights as an uninterrupted run.  ``on_epoch_end``
     is called with each epoch's log row after its checkpoint is on disk.
+    ``sources`` = (train, dev) ``AudioSource``s replaces ``config.data``'s built dataset
+    (``run all`` passes a protocol's resolved sets this way).
     """
     from benchmark.metrics import auc, compute_eer  # owned elsewhere; imported late so data-only users need not have it
     from benchmark.models import create_model
@@ -185,8 +188,11 @@ def train(
 
     d, o = config.data, config.optim
     filters = dict(codecs=d.codecs, languages=d.languages, corpora=d.corpora, cache_dir=d.cache_dir)
-    train_src = BuiltDataset(d.dataset, d.train_split, **filters)
-    dev_src = BuiltDataset(d.dataset, d.dev_split, **filters)
+    if sources is not None:
+        train_src, dev_src = sources
+    else:
+        train_src = BuiltDataset(d.dataset, d.train_split, **filters)
+        dev_src = BuiltDataset(d.dataset, d.dev_split, **filters)
     counts = _check_classes(train_src.labels, "training", d.train_split)
     _check_classes(dev_src.labels, "dev", d.dev_split)
 

@@ -79,7 +79,7 @@ def test_schema_round_trip_and_write(tmp_path):
         ({"metrics": {"eer": "1", "auc": 0.9, "min_dcf": 0.1}}, '"metrics.eer" must be a finite number'),
         ({"metrics": {"eer": float("nan"), "auc": 0.9, "min_dcf": 0.1}}, '"metrics.eer" must be a finite number'),
         ({"metrics": {"eer": 1.0, "auc": 99.0, "min_dcf": 0.1}}, '"metrics.auc" = 99.0 is outside'),
-        ({"metrics": {"eer": 1.0, "auc": 0.9, "min_dcf": 0.1, "per_codec": {}}}, '"metrics.per_codec"'),
+        ({"metrics": {"eer": 1.0, "auc": 0.9, "min_dcf": 0.1, "per_codec": {"C1": {"eer": 1.0}}}}, '"metrics.per_codec"'),
         ({"config": []}, '"config" must be an object'),
     ],
 )

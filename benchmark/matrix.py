@@ -1,0 +1,180 @@
+"""The experiment matrix behind ``python -m benchmark run all``: recipes x
+protocols x seeds, each with a run id derived from its configuration and data.
+
+* A **recipe** (``configs/recipes/<name>.yaml``) is a training configuration
+  without data, output folder or seed: ``train:`` holds the ``TrainConfig``
+  keys (model, optim, early_stopping, amp, ...), ``cost:`` how many training
+  utterances per second it processes on the reference GPU (for ``--dry-run``).
+* A **protocol** (``configs/protocols/<name>.yaml``, see ``benchmark.protocols``)
+  says which data trains, selects and tests.
+* The **matrix** (``configs/matrix.yaml``) lists groups of recipe and protocol
+  name patterns and the seeds.
+
+The run id is ``<recipe>__<protocol>__s<seed>-<hash>``; the hash covers the
+recipe's training settings, the protocol definition, the seed and the dataset
+folders, so changing any of them makes a new run instead of silently reusing
+an old one, while an unchanged rerun skips finished work.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from benchmark.protocols import PROTOCOL_DIR, Protocol, load_protocols
+from benchmark.training.config import ConfigError, TrainConfig, load_yaml_text
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+RECIPE_DIR = CONFIG_DIR / "recipes"
+MATRIX_FILE = CONFIG_DIR / "matrix.yaml"
+
+#: Training-set sizes (utterances) of official releases, for ``--dry-run`` cost estimates when
+#: the data is not on disk: ASVspoof 2019 LA train (bona fide 2,580 + spoof 22,800), from its
+#: README.  Others are counted from the data when present and shown as unknown otherwise.
+OFFICIAL_TRAIN_SIZES = {"asvspoof2019-la": 25_380}
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found. Fix: pass an existing YAML file")
+    try:
+        return load_yaml_text(path.read_text(encoding="utf-8"))
+    except Exception as exc:  # yaml errors have many types; one line is what the user needs
+        raise ConfigError(f"{path}: invalid YAML ({type(exc).__name__}). Fix: correct the syntax") from None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    train: dict[str, Any]
+    #: Training utterances per second on the reference GPU (None = unknown).
+    utt_per_s: float | None
+    source: str
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> "Recipe":
+        raw = _read_yaml(path)
+        if not isinstance(raw, dict) or "train" not in raw:
+            raise ConfigError(f"{path}: a recipe needs a 'train:' mapping of TrainConfig keys. "
+                              "Fix: see configs/recipes/lcnn.yaml")
+        unknown = set(raw) - {"description", "train", "cost"}
+        if unknown:
+            raise ConfigError(f"{path}: unknown key '{sorted(unknown)[0]}'; valid keys: description, train, cost")
+        train = dict(raw["train"] or {})
+        for key in ("data", "out_dir", "seed"):
+            if key in train:
+                raise ConfigError(f"{path}: key 'train.{key}' is set by run all (from the protocol, the run id "
+                                  "and the matrix seeds). Fix: remove it from the recipe")
+        cost = raw.get("cost") or {}
+        recipe = cls(path.stem, str(raw.get("description", "")), train, cost.get("utt_per_s"), str(path))
+        recipe.train_config(Path("runs/x"), seed=0, data_label="check")  # validates types and keys now
+        return recipe
+
+    @property
+    def epochs(self) -> int:
+        return int(self.train.get("optim", {}).get("epochs", 100))
+
+    def train_config(self, out_dir: Path, *, seed: int, data_label: str) -> TrainConfig:
+        raw = {**self.train, "data": {"dataset": data_label}, "out_dir": str(out_dir), "seed": seed}
+        return TrainConfig.from_dict(raw, source=self.source)
+
+
+def load_recipes(folder: Path = RECIPE_DIR) -> dict[str, Recipe]:
+    return {p.stem: Recipe.from_yaml(p) for p in sorted(folder.glob("*.yaml"))}
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    recipes: tuple[str, ...]
+    protocols: tuple[str, ...]
+    seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    recipe: Recipe
+    protocol: Protocol
+    seed: int
+    group: str
+    run_id: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.recipe.name}/{self.protocol.name}/s{self.seed}"
+
+
+@dataclass
+class Matrix:
+    groups: list[Group]
+    recipes: dict[str, Recipe]
+    protocols: dict[str, Protocol]
+    source: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path = MATRIX_FILE, recipe_dir: Path = RECIPE_DIR,
+             protocol_dir: Path = PROTOCOL_DIR) -> "Matrix":
+        raw = _read_yaml(path)
+        if not isinstance(raw, dict) or not isinstance(raw.get("groups"), list):
+            raise ConfigError(f"{path}: needs 'groups:', a list of {{name, recipes, protocols}}. "
+                              "Fix: see configs/matrix.yaml")
+        default_seeds = tuple(raw.get("seeds", [0]))
+        recipes, protocols = load_recipes(recipe_dir), load_protocols(protocol_dir)
+        groups, warnings = [], []
+        for i, g in enumerate(raw["groups"]):
+            where = f"{path}: groups[{i}]"
+            if not isinstance(g, dict) or not {"name", "recipes", "protocols"} <= set(g):
+                raise ConfigError(f"{where} needs name, recipes and protocols")
+            for kind, patterns, known in (("recipe", g["recipes"], recipes), ("protocol", g["protocols"], protocols)):
+                for pat in patterns:
+                    if fnmatch.filter(known, pat):
+                        continue
+                    # A wildcard may name a family not written yet (e.g. wavespec*); a plain name is a typo.
+                    if any(ch in pat for ch in "*?["):
+                        warnings.append(f"{where}: {kind} pattern '{pat}' matches nothing yet")
+                        continue
+                    raise ConfigError(f"{where}: {kind} '{pat}' does not exist. Fix: choose from {', '.join(known)}")
+            groups.append(Group(str(g["name"]), tuple(g["recipes"]), tuple(g["protocols"]),
+                                tuple(g.get("seeds", default_seeds))))
+        return cls(groups, recipes, protocols, str(path), warnings)
+
+    def experiments(self, roots: Mapping[str, Any], only: str | None = None) -> list[Experiment]:
+        out: dict[str, Experiment] = {}
+        for g in self.groups:
+            rec = [r for r in self.recipes if any(fnmatch.fnmatchcase(r, p) for p in g.recipes)]
+            pro = [p for p in self.protocols if any(fnmatch.fnmatchcase(p, q) for q in g.protocols)]
+            for r in rec:
+                for p in pro:
+                    for seed in g.seeds:
+                        recipe, protocol = self.recipes[r], self.protocols[p]
+                        exp = Experiment(recipe, protocol, seed, g.name, run_id(recipe, protocol, seed, roots))
+                        if only and not (fnmatch.fnmatchcase(exp.label, only) or only in exp.label):
+                            continue
+                        out.setdefault(exp.run_id, exp)
+        return list(out.values())
+
+
+def run_id(recipe: Recipe, protocol: Protocol, seed: int, roots: Mapping[str, Any]) -> str:
+    data = {name: str(Path(str(_root(roots.get(name)))).expanduser().resolve()) if _root(roots.get(name)) else None
+            for name in protocol.datasets()}
+    blob = json.dumps({"train": recipe.train, "protocol": protocol.to_dict(), "seed": seed, "data": data},
+                      sort_keys=True, default=str)
+    return f"{recipe.name}__{protocol.name}__s{seed}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
+
+
+def _root(entry: Any) -> Any:
+    return entry.get("root") if isinstance(entry, Mapping) else entry
+
+
+def estimate_gpu_hours(exp: Experiment, train_items: int | None) -> float | None:
+    """Epochs x training utterances / the recipe's throughput (an upper bound: early stopping
+    usually ends sooner); None when either number is unknown."""
+    if train_items is None or not exp.recipe.utt_per_s:
+        return None
+    return exp.recipe.epochs * train_items / float(exp.recipe.utt_per_s) / 3600.0

@@ -1,0 +1,160 @@
+"""``python -m benchmark run all``: train and evaluate every experiment of the
+matrix (``benchmark.matrix``), skipping finished ones, and rebuild the leaderboard.
+
+Layout under ``--out`` (default ``runs/all``)::
+
+    <run_id>/train/...            trainer output (checkpoints, logs, TensorBoard)
+    <run_id>/eval/<test>/...      scores.tsv, keys.tsv, metrics.json per test set
+    <run_id>/runs/*.json          one run JSON per test set and per condition
+    <run_id>/done.json            written last; its presence means "finished"
+    leaderboard/                  tables and plots over every finished run
+
+A missing dataset does not stop the matrix: its experiments are listed with
+where to get the data, and the others run.  An experiment that fails is
+logged, counted and left unfinished, so the next invocation retries it (the
+trainer resumes from its last epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from benchmark.matrix import Experiment, Matrix, OFFICIAL_TRAIN_SIZES, estimate_gpu_hours
+from benchmark.protocols import missing_datasets, resolve
+from codecfake_build.atomic import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunAllResult:
+    planned: int = 0
+    finished: list[str] = field(default_factory=list)
+    skipped_done: list[str] = field(default_factory=list)
+    missing_data: dict[str, list[str]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (f"{self.planned} experiment(s): {len(self.finished)} run now, {len(self.skipped_done)} already "
+                f"finished, {len(self.missing_data)} waiting for data, {len(self.failed)} failed")
+
+
+def _train_size(exp: Experiment, roots: Mapping[str, Any]) -> int | None:
+    """Training utterances: counted from the data when present, else the official size when known."""
+    if not missing_datasets(exp.protocol, roots):
+        try:
+            return len(resolve(exp.protocol, roots, seed=exp.seed).train)
+        except Exception:  # a half-downloaded dataset must not break the dry run
+            return None
+    specs = exp.protocol.train
+    plain = len(specs) == 1 and specs[0].splits == ["train"] and not any(
+        getattr(specs[0], f) for f in ("labels", "languages", "corpora", "attacks", "vocoders", "vocoder_categories",
+                                       "compressions", "conditions"))
+    return OFFICIAL_TRAIN_SIZES.get(specs[0].dataset) if plain and exp.protocol.split.rule == "official" else None
+
+
+def dry_run_table(experiments: list[Experiment], roots: Mapping[str, Any], out: Path) -> str:
+    lines = ["| # | recipe | protocol | seed | status | train utts | utt-epochs | est. GPU h | run id |",
+             "|---:|---|---|---:|---|---:|---:|---:|---|"]
+    total, total_ue, unknown = 0.0, 0, 0
+    for i, exp in enumerate(experiments, 1):
+        missing = missing_datasets(exp.protocol, roots)
+        status = "done" if (out / exp.run_id / "done.json").is_file() else (
+            "needs " + ", ".join(m.split(":")[0] for m in missing) if missing else "ready")
+        n = _train_size(exp, roots)
+        hours = estimate_gpu_hours(exp, n)
+        ue = None if n is None else n * exp.recipe.epochs
+        if ue is None:
+            unknown += 1
+        elif status != "done":
+            total_ue += ue
+            total += hours or 0.0
+        lines.append(f"| {i} | {exp.recipe.name} | {exp.protocol.name} | {exp.seed} | {status} | "
+                     f"{'?' if n is None else f'{n:,}'} | {'?' if ue is None else f'{ue:,}'} | "
+                     f"{'?' if hours is None else f'{hours:.2f}'} | {exp.run_id} |")
+    lines.append("")
+    lines.append(f"{len(experiments)} experiment(s). Cost of the unfinished ones with known size: {total_ue:,} "
+                 f"utterance-epochs (max epochs x training utterances; early stopping usually ends sooner), "
+                 f"{total:.1f} GPU hours where the recipe records a measured throughput. {unknown} of unknown size "
+                 "(dataset not on disk and no official size on record).")
+    return "\n".join(lines)
+
+
+def run_experiment(exp: Experiment, roots: Mapping[str, Any], out: Path, *, device: str = "auto",
+                   progress: bool = True) -> list[Path]:
+    """Train, evaluate every test set (and each condition), write run JSONs and ``done.json``."""
+    from benchmark.models import create_model, load_weights
+    from benchmark.runs import evaluate_model, write_run
+    from benchmark.training import resolve_device, train
+
+    base = out / exp.run_id
+    resolved = resolve(exp.protocol, roots, seed=exp.seed)
+    cfg = exp.recipe.train_config(base / "train", seed=exp.seed, data_label=f"protocol:{exp.protocol.name}")
+    if device != "auto":
+        cfg.device = device  # type: ignore[assignment]
+    summary = train(cfg, sources=(resolved.train_source(), resolved.dev_source()), progress=progress)
+    model = load_weights(create_model(cfg.model.name, **cfg.model.kwargs), Path(summary["checkpoints"]["best"]))
+    dev = str(resolve_device(cfg.device))
+    train_data = f"{exp.protocol.name}:train"
+    config = {"recipe": exp.recipe.name, "recipe_train": exp.recipe.train, "protocol": exp.protocol.to_dict(),
+              "run_id": exp.run_id, "best_epoch": summary["best_epoch"], "data": resolved.summary()}
+    written = []
+    for test in resolved.tests:
+        ev = evaluate_model(model, test.source(), base / "eval" / test.name.replace(":", "_"), device=dev,
+                            progress=progress)
+        common = dict(model=exp.recipe.name, train_data=train_data, protocol=exp.protocol.name, seed=exp.seed,
+                      config=config, evaluation=ev)
+        path = base / "runs" / f"{test.name.replace(':', '_')}.json"
+        write_run(path, test_data=test.name, metrics=ev.metrics, **common)
+        written.append(path)
+        for cond, metrics in ev.by_condition.items():
+            cpath = base / "runs" / f"{test.name.replace(':', '_')}__{cond.replace('/', '_')}.json"
+            write_run(cpath, test_data=f"{test.name}:{cond}", metrics=metrics, condition=cond, **common)
+            written.append(cpath)
+    atomic_write_text(base / "done.json", json.dumps(
+        {"run_id": exp.run_id, "label": exp.label, "runs": [str(p.relative_to(base)) for p in written]}, indent=2) + "\n")
+    return written
+
+
+def run_all(matrix: Matrix, roots: Mapping[str, Any], out: Path, *, only: str | None = None, device: str = "auto",
+            progress: bool = True, say: Callable[[str], None] = print,
+            runner: Callable[..., list[Path]] = run_experiment) -> RunAllResult:
+    experiments = matrix.experiments(roots, only=only)
+    result = RunAllResult(planned=len(experiments))
+    for i, exp in enumerate(experiments, 1):
+        head = f"[{i}/{len(experiments)}] {exp.label}"
+        if (out / exp.run_id / "done.json").is_file():
+            result.skipped_done.append(exp.run_id)
+            say(f"{head}: finished before, skipped ({exp.run_id})")
+            continue
+        missing = missing_datasets(exp.protocol, roots)
+        if missing:
+            result.missing_data[exp.run_id] = missing
+            say(f"{head}: skipped, missing data:")
+            for line in missing:
+                say(f"    {line}")
+            continue
+        say(f"{head}: running ({exp.run_id})")
+        t0 = time.time()
+        try:
+            runner(exp, roots, out, device=device, progress=progress)
+        except Exception as exc:  # one broken experiment must not end the matrix
+            result.failed[exp.run_id] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            log.debug("experiment %s failed:\n%s", exp.run_id, traceback.format_exc())
+            say(f"{head}: FAILED ({result.failed[exp.run_id]}); rerun to retry, it resumes")
+            continue
+        result.finished.append(exp.run_id)
+        say(f"{head}: done in {time.time() - t0:.0f}s")
+    if any((out / e.run_id / "done.json").is_file() for e in experiments):
+        from leaderboard.build import build as build_leaderboard
+
+        board = build_leaderboard(out, out / "leaderboard")
+        say(f"leaderboard: {board.markdown_path} ({board.n_runs} run(s))")
+    say(result.summary())
+    return result
