@@ -244,7 +244,9 @@ def open_codecs(cfg: BuildConfig) -> tuple[list[ActiveCodec], list[dict[str, str
     if missing and not cfg.skip_unavailable:
         what = f"preset {cfg.preset}" if cfg.preset else "--codec"
         listed = "; ".join(f"{m['condition']} {m['codec']}: {m['reason']}"
-                           + (f" (get it: {m['get_it']})" if m["get_it"] else "") for m in missing)
+                           # The preset's hint only where the codec's own message has no fix.
+                           + (f" (get it: {m['get_it']})" if m["get_it"] and "Fix:" not in m["reason"] else "")
+                           for m in missing)
         raise CodecUnavailableError(
             f"{what}: {len(missing)} of {len(cfg.codecs)} codecs unavailable: {listed}. Fix: make them "
             "available, or pass --skip-unavailable to build the others (recorded in build_report.json)")

@@ -44,7 +44,9 @@ C5    audiodec          24khz            6.4 kbps    symAD_libritts_24000_hop300
                                                      codecs were); 80 Hz x 8 x 10 bit.
 C6    hificodec         16k-320d         2 kbps      AcademiCodec's HiFi-Codec-16k-320d: 16 kHz like
                                                      the dataset, the repo's main speech release
-                                                     (50 Hz x 4 codebooks x 10 bit).
+                                                     (50 Hz x 4 codebooks x 10 bit).  Its training
+                                                     data include VCTK and AISHELL: sources may be
+                                                     utterances it was trained on.
 C7    dac               16khz            6 kbps      DAC 16 kHz (12 codebooks x 50 Hz x 10 bit): the
                                                      native rate of the stored audio and the
                                                      registry default; unseen in training.
@@ -129,7 +131,8 @@ CODECFAKE = Preset(
                          + _WEIGHTS_HINT.format(codec="audiodec")),
         Condition("C6", "hificodec", "16k-320d",
                   why="AcademiCodec HiFi-Codec-16k-320d: 16 kHz like the dataset, the main speech "
-                      "release, 2 kbps",
+                      "release, 2 kbps (note: its training data include VCTK and AISHELL, so sources may "
+                      "be ones it has seen)",
                   get_it="official yangdongchao/AcademiCodec checkpoints, "
                          + _WEIGHTS_HINT.format(codec="hificodec")),
         Condition("C7", "dac", "16khz", test_only=True,
