@@ -29,4 +29,6 @@ fi
 
 echo "[setup] installing codecfake-bench with its optional backends and test tools"
 "${PIP[@]}" -e ".[all,test]"
+# SpeechTokenizer's wheel declares torchaudio/accelerate (another torch build); its model module needs only torch + einops.
+"${PIP[@]}" --no-deps "speechtokenizer==1.0.1"
 .venv/bin/python -c "import torch, codecfake_build, benchmark, leaderboard; print('[setup] ok: torch', torch.__version__, '| cuda', torch.cuda.is_available())"
