@@ -68,7 +68,7 @@ CODECFAKE = Layout(
     title="Codecfake: EER (%) on ASVspoof 2019 LA, In-the-Wild and the codec conditions C1-C7",
     paper="Xie et al., 'The Codecfake Dataset and Countermeasures for the Universally Detection of "
           "Deepfake Audio', IEEE/ACM TASLP 2025, Table (training settings x test sets)",
-    protocols=("codecfake*",),
+    protocols=("*codecfake*",),
     metrics=("eer",),
     columns=(Column("19LA", ("19LA", "asvspoof2019-la", "asvspoof2019-la:eval")),
              Column("ITW", ("ITW", "in-the-wild")),
@@ -97,10 +97,10 @@ ASVSPOOF2021_DF = Layout(
     title="ASVspoof 2021 DF: EER (%) per vocoder category",
     paper="Liu et al., 'ASVspoof 2021: Towards Spoofed and Deepfake Speech Detection in the Wild', "
           "IEEE/ACM TASLP 2023 (vocoder categories of the DF keys)",
-    protocols=("*21df*", "*2021-df*", "*2021df*"),
+    protocols=("*21df*", "*2021-df*", "*2021df*", "cross-dataset_19la"),
     metrics=("eer",),
     columns=(*(Column(header, (field,)) for header, field in DF21_CATEGORIES),
-             Column("Pooled", ("pooled", "asvspoof2021-df"))),
+             Column("Pooled", ("pooled", "21DF", "asvspoof2021-df"))),
 )
 
 LAYOUTS: tuple[Layout, ...] = (CODECFAKE, FDADD, ASVSPOOF2021_DF)

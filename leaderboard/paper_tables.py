@@ -43,7 +43,10 @@ def _cell(values: Sequence[float], decimals: int) -> str:
 
 
 def _column_runs(runs: Sequence[LoadedRun], column: Column) -> list[LoadedRun]:
-    return [r for r in runs if column.matches(r.record.test_data)]
+    """Runs named exactly as the column; only if there are none, runs whose condition part
+    matches (a pooled "C1" run must not be averaged with its own per-condition "C1:<attack>")."""
+    exact = [r for r in runs if r.record.test_data in column.aliases]
+    return exact or [r for r in runs if column.matches(r.record.test_data)]
 
 
 def provenance(runs: Sequence[LoadedRun], protocol: str, build_date: str) -> str:

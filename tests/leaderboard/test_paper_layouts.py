@@ -39,6 +39,8 @@ def codecfake_runs(tmp_path):
         for k, (col, test) in enumerate(tests.items()):
             put_run(root, f"full-s{seed}-{col}", test_data=test, seed=seed,
                     metrics={"eer": k + offset, "auc": 0.9, "min_dcf": 0.2})
+    # a per-condition run of C1 whose condition is also called C1 must not join the pooled C1 cell
+    put_run(root, "full-s0-C1-cond", test_data="C1:C1", seed=0, metrics={"eer": 50.0, "auc": 0.5, "min_dcf": 1.0})
     # a second model without C7: its averages must stay blank
     for k, (col, test) in enumerate(list(tests.items())[:-1]):
         put_run(root, f"part-{col}", model="lcnn", test_data=test, metrics={"eer": 10.0, "auc": 0.8, "min_dcf": 0.5})
