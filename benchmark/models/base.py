@@ -29,6 +29,18 @@ class Detector(nn.Module):
         logits = self(wave)
         return logits[:, 1] - logits[:, 0]
 
+    # Parameter counts as papers report them (``python -m benchmark models``):
+    # params = backend_params() + frontend_params().
+    def frontend_params(self) -> int:
+        """Size of a pretrained (SSL) front-end, counted whether or not its frozen
+        weights are registered in ``parameters()``; 0 for models trained from scratch."""
+        return 0
+
+    def backend_params(self) -> int:
+        """Parameters outside a pretrained front-end.  Models that keep a frozen
+        front-end out of ``parameters()`` override this."""
+        return sum(p.numel() for p in self.parameters()) - self.frontend_params()
+
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     return MODELS.get(name)(**kwargs)
