@@ -94,6 +94,10 @@ class OptimConfig:
     #: recipe); "shuffle": each item once.  Class weights are a separate switch.
     sampling: Literal["shuffle", "oversample"] = "shuffle"
     num_workers: int = 4
+    #: Sharpness-aware minimisation around Adam (Codecfake's SAM/ASAM; CSAM = SAM plus
+    #: co-training batches): two forward/backward passes per step, BN stats frozen on the second.
+    sam: Literal["none", "sam", "asam"] = "none"
+    sam_rho: float = 0.05
 
 
 @dataclass
@@ -170,6 +174,10 @@ class TrainConfig:
                 raise bad(key, f"must be >= 0, got {value}")
         if not 0 < o.step_gamma <= 1:
             raise bad("optim.step_gamma", f"must be in (0, 1], got {o.step_gamma}")
+        if o.sam != "none" and o.grad_accum != 1:
+            raise bad("optim.sam", "SAM needs the whole batch's gradient before it perturbs; set optim.grad_accum: 1")
+        if o.sam_rho < 0:
+            raise bad("optim.sam_rho", f"must be >= 0, got {o.sam_rho}")
         if o.num_workers < 0:
             raise bad("optim.num_workers", f"must be >= 0, got {o.num_workers}")
         if len(o.betas) != 2 or not all(0 <= b < 1 for b in o.betas):

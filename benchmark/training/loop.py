@@ -50,6 +50,7 @@ from benchmark.training.checkpoint import (
     restore_rng,
 )
 from benchmark.training.config import TrainConfig
+from benchmark.training.sam import SAM, frozen_bn_stats, make_sam
 from benchmark.training.scoring import autocast_for, score_loader
 
 log = logging.getLogger(__name__)
@@ -210,6 +211,7 @@ def train(
     weights = class_weight_tensor(counts, o.class_weights)
     criterion = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device))
     optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+    sam = make_sam(o.sam, optimizer, o.sam_rho)  # None unless optim.sam is "sam"/"asam"
     steps_per_epoch = -(-len(train_loader) // o.grad_accum)
     scheduler, epoch_scheduler = None, None
     if o.scheduler == "cosine":
@@ -280,7 +282,7 @@ def train(
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         train_loss = _train_epoch(train_model, train_loader, criterion, optimizer, scheduler, scaler, device,
-                                  amp_dtype, o.grad_accum, epoch, progress and dist_env.main)
+                                  amp_dtype, o.grad_accum, epoch, progress and dist_env.main, sam=sam)
         if epoch_scheduler is not None:
             epoch_scheduler.step()
         row: dict[str, Any] = {}
@@ -400,6 +402,7 @@ def _train_epoch(
     grad_accum: int,
     epoch: int,
     progress: bool,
+    sam: SAM | None = None,
 ) -> float:
     model.train()
     loader.dataset.set_epoch(epoch)
@@ -410,6 +413,14 @@ def _train_epoch(
     for step, batch in enumerate(bar):
         wave = batch.wave.to(device, non_blocking=True)
         target = batch.target.to(device, non_blocking=True)
+        if sam is not None:
+            loss = _sam_step(model, sam, criterion, wave, target, scaler, device, amp_dtype, epoch, step)
+            if scheduler is not None:
+                scheduler.step()
+            total += loss.item() * len(batch)
+            seen += len(batch)
+            bar.set_postfix(loss=f"{total / seen:.4f}")
+            continue
         # The last group of an epoch may be short; scale by its real size so every
         # optimizer step averages the gradients of the micro-batches it holds.
         group_start = step - step % grad_accum
@@ -437,3 +448,24 @@ def _train_epoch(
         seen += len(batch)
         bar.set_postfix(loss=f"{total / seen:.4f}")
     return total / max(seen, 1)
+
+
+def _sam_step(model: nn.Module, sam: SAM, criterion: nn.Module, wave: torch.Tensor, target: torch.Tensor,
+              scaler: torch.amp.GradScaler, device: torch.device, amp_dtype: str | None, epoch: int,
+              step: int) -> torch.Tensor:
+    """One SAM/ASAM step (see ``benchmark.training.sam``); returns the loss at w."""
+    def loss_at_current_weights() -> torch.Tensor:
+        with autocast_for(device, amp_dtype is not None, amp_dtype):
+            logits = model(wave)
+        return criterion(logits.float(), target)
+
+    loss = loss_at_current_weights()
+    if not torch.isfinite(loss) and not scaler.is_enabled():
+        raise TrainingError(f"training diverged at epoch {epoch}, step {step + 1} (loss {loss.item()}). "
+                            "Fix: lower optim.lr or optim.sam_rho")
+    scaler.scale(loss).backward()  # e = rho g/||g|| is invariant to the loss scale
+    sam.first_step(zero_grad=True)
+    with frozen_bn_stats(model):
+        scaler.scale(loss_at_current_weights()).backward()
+    sam.second_step(zero_grad=True, scaler=scaler)
+    return loss.detach()
