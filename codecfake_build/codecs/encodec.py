@@ -2,8 +2,8 @@
 kbps and the 48 kHz stereo model at 3-24 kbps.
 
 The bitrate is the number of residual-VQ codebooks the encoder emits: 10 bits
-per codebook per frame, 75 frames/s at 24 kHz (1.5 kbps per codebook) and 150
-frames/s at 48 kHz (also 1.5 kbps per codebook, 1024-entry codebooks).
+per codebook per frame, 75 frames/s at 24 kHz (0.75 kbps per codebook) and 150
+frames/s at 48 kHz (1.5 kbps per codebook), 1024-entry codebooks.
 
 Alignment: both models reconstruct sample t at output index t (the training
 loss compares them index by index), so ``delay`` is 0; the decoder returns
@@ -33,7 +33,7 @@ _REPO_48K = "facebook/encodec_48khz"
 
 
 def _cfg24(kbps: float) -> CodecConfig:
-    n = int(round(kbps / 1.5))
+    n = int(round(kbps / 0.75))
     return CodecConfig(f"{kbps:g}kbps", kbps, {"bandwidth": kbps, "repo": _REPO_24K},
                        f"EnCodec 24 kHz mono, {n} codebooks x 10 bit at 75 frames/s")
 
