@@ -99,22 +99,6 @@ def ckpt(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch) -> Path:
-    """An empty, offline HF hub cache.  huggingface_hub reads its environment at import,
-    so its constants are patched along with the variables."""
-    import huggingface_hub.constants as hc
-
-    cache = tmp_path / "hub"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("CODECFAKE_CACHE", str(tmp_path / "codecfake"))
-    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
-    return cache
-
-
 def _check_roundtrip(out: list[np.ndarray], waves: list[np.ndarray]) -> None:
     assert len(out) == len(waves)
     for y, x in zip(out, waves):

@@ -62,20 +62,6 @@ def ckpt(tmp_path_factory) -> dict[str, Path]:
     return {name: _write(root / f"snac_{name}", cfg) for name, cfg in TINY.items()}
 
 
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch) -> Path:
-    import huggingface_hub.constants as hc
-
-    cache = tmp_path / "hub"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("CODECFAKE_CACHE", str(tmp_path / "codecfake"))
-    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
-    return cache
-
-
 def _package_reference(d: Path, wave: np.ndarray) -> tuple[np.ndarray, list]:
     """The package's own loader and encode/decode (noise made positional, as in the codec)."""
     model = snac.SNAC.from_pretrained(str(d))

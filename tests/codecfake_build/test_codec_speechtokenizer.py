@@ -80,20 +80,6 @@ def ckpt(tmp_path_factory) -> Path:
     return _write_checkpoint(tmp_path_factory.mktemp("st") / "SpeechTokenizer")
 
 
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch) -> Path:
-    import huggingface_hub.constants as hc
-
-    cache = tmp_path / "hub"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("CODECFAKE_CACHE", str(tmp_path / "codecfake"))
-    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
-    return cache
-
-
 def _package_reference(ckpt: Path, wave: np.ndarray, n_q: int) -> np.ndarray:
     """The package's own loader and encode/decode on the clip zero-padded to whole frames."""
     d = ckpt / "speechtokenizer_hubert_avg"

@@ -14,6 +14,7 @@ import pytest
 from codecfake_build.cli import main as cli_main
 from codecfake_build.codecs import CodecUnavailableError, create_codec
 from codecfake_build.codecs.xcodec import XcodecCodec
+from tests.codecfake_build.signals import harmonic_glide
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
@@ -48,27 +49,8 @@ def ckpt(tmp_path_factory) -> dict[str, Path]:
             "wavlm": _checkpoint(root / "xcodec-wavlm-mls", "wavlm")}
 
 
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch) -> Path:
-    """An empty, offline HF hub cache and an empty project cache."""
-    import huggingface_hub.constants as hc
-
-    cache = tmp_path / "hub"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("CODECFAKE_CACHE", str(tmp_path / "codecfake"))
-    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
-    return cache
-
-
 def _speech(seconds: float, rate: int = 16000) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    t = np.arange(int(seconds * rate)) / rate
-    f0 = 120 + 40 * np.sin(2 * np.pi * 3 * t)
-    x = sum(np.sin(2 * np.pi * k * np.cumsum(f0) / rate) / k for k in range(1, 6))
-    return (0.2 * x + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+    return harmonic_glide(seconds, rate)
 
 
 def _check(out: list[np.ndarray], waves: list[np.ndarray]) -> None:
