@@ -58,5 +58,8 @@ def test_finetuned_model_trains_ssl_but_backend_params_exclude_it(tiny):
     assert model.backend_params() < total
     assert any(k.startswith("frontend.ssl.") for k in model.state_dict())
     model.train()
+    # HF layerdrop (kept in fine-tuning, as fairseq does) skips layers at random; off here so the
+    # gradient check does not depend on the global RNG.
+    model.frontend.ssl.config.layerdrop = 0.0
     model(torch.randn(2, N)).sum().backward()
     assert model.frontend.ssl.encoder.layers[0].feed_forward.output_dense.weight.grad is not None
