@@ -158,31 +158,12 @@ def _as_tuples(value):
     return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-@MODELS.register("aasist")
-class AASIST(Detector):
-    """``create_model("aasist", **overrides)`` accepts any ``AASISTConfig`` field."""
+class HeterogeneousGraph:
+    """AASIST's graph back-end (spectral and temporal graphs, two heterogeneous
+    stacks with master nodes, max-combined), shared by AASIST and W2V2-AASIST.
+    Attribute names are the official checkpoint keys."""
 
-    config = AASISTConfig()
-
-    def __init__(self, **overrides):
-        super().__init__()
-        try:
-            cfg = self.config = replace(self.config, **{k: _as_tuples(v) for k, v in overrides.items()})
-        except TypeError as exc:
-            raise TypeError(f"{type(self).__name__}: {exc}. Valid options: "
-                            f"{', '.join(AASISTConfig.__dataclass_fields__)}") from None
-        filts, gat, ratios, temps = cfg.filts, cfg.gat_dims, cfg.pool_ratios, cfg.temperatures
-        enc_dim = filts[-1][-1]
-
-        self.frontend = SincFilterbank(filts[0], cfg.first_conv)
-        self.first_bn = nn.BatchNorm2d(1)
-        # Nested Sequentials only reproduce the official key names (encoder.i.0.*).
-        blocks = [ResidualBlock(*filts[1], first=True), ResidualBlock(*filts[2]),
-                  ResidualBlock(*filts[3])] + [ResidualBlock(*filts[4]) for _ in range(3)]
-        self.encoder = nn.Sequential(*(nn.Sequential(b) for b in blocks))
-
-        # One spectral node per sinc-filter group left by the (3, 3) max-pool.
-        self.pos_S = nn.Parameter(torch.randn(1, filts[0] // 3, enc_dim))
+    def _init_graph(self, enc_dim: int, gat: tuple[int, int] | list[int], temps, ratios) -> None:
         self.master1 = nn.Parameter(torch.randn(1, 1, gat[0]))
         self.master2 = nn.Parameter(torch.randn(1, 1, gat[0]))
         self.GAT_layer_S = GraphAttentionLayer(enc_dim, gat[0], temps[0])
@@ -207,16 +188,11 @@ class AASIST(Detector):
         t_aug, s_aug, m_aug = second(t, s, m)
         return [self.drop_way(v) for v in (t + t_aug, s + s_aug, m + m_aug)]
 
-    def embed(self, wave: torch.Tensor) -> torch.Tensor:
-        """The 5 * gat_dims[1] readout that feeds the output layer."""
-        x = self.frontend(wave).unsqueeze(1)
-        x = F.selu(self.first_bn(F.max_pool2d(x.abs(), (3, 3))))
-        e = self.encoder(x).abs()  # (B, C, spectral, temporal)
-
-        out_S = self.pool_S(self.GAT_layer_S(e.amax(dim=3).transpose(1, 2) + self.pos_S))
-        out_T = self.pool_T(self.GAT_layer_T(e.amax(dim=2).transpose(1, 2)))
-
-        b = wave.size(0)
+    def _graph_readout(self, e_S: torch.Tensor, e_T: torch.Tensor) -> torch.Tensor:
+        """Spectral ``(B, nodes, enc)`` and temporal node features -> the 5 * gat[1] readout."""
+        out_S = self.pool_S(self.GAT_layer_S(e_S))
+        out_T = self.pool_T(self.GAT_layer_T(e_T))
+        b = e_S.size(0)
         t1, s1, m1 = self._branch(out_T, out_S, self.master1.expand(b, -1, -1), self.HtrgGAT_layer_ST11,
                                   self.HtrgGAT_layer_ST12, self.pool_hS1, self.pool_hT1)
         t2, s2, m2 = self._branch(out_T, out_S, self.master2.expand(b, -1, -1), self.HtrgGAT_layer_ST21,
@@ -224,6 +200,42 @@ class AASIST(Detector):
         out_T, out_S, master = torch.maximum(t1, t2), torch.maximum(s1, s2), torch.maximum(m1, m2)
         return torch.cat([out_T.abs().amax(dim=1), out_T.mean(dim=1),
                           out_S.abs().amax(dim=1), out_S.mean(dim=1), master.squeeze(1)], dim=1)
+
+
+@MODELS.register("aasist")
+class AASIST(HeterogeneousGraph, Detector):
+    """``create_model("aasist", **overrides)`` accepts any ``AASISTConfig`` field."""
+
+    config = AASISTConfig()
+
+    def __init__(self, **overrides):
+        super().__init__()
+        try:
+            cfg = self.config = replace(self.config, **{k: _as_tuples(v) for k, v in overrides.items()})
+        except TypeError as exc:
+            raise TypeError(f"{type(self).__name__}: {exc}. Valid options: "
+                            f"{', '.join(AASISTConfig.__dataclass_fields__)}") from None
+        filts, gat, ratios, temps = cfg.filts, cfg.gat_dims, cfg.pool_ratios, cfg.temperatures
+        enc_dim = filts[-1][-1]
+
+        self.frontend = SincFilterbank(filts[0], cfg.first_conv)
+        self.first_bn = nn.BatchNorm2d(1)
+        # Nested Sequentials only reproduce the official key names (encoder.i.0.*).
+        blocks = [ResidualBlock(*filts[1], first=True), ResidualBlock(*filts[2]),
+                  ResidualBlock(*filts[3])] + [ResidualBlock(*filts[4]) for _ in range(3)]
+        self.encoder = nn.Sequential(*(nn.Sequential(b) for b in blocks))
+
+        # One spectral node per sinc-filter group left by the (3, 3) max-pool.
+        self.pos_S = nn.Parameter(torch.randn(1, filts[0] // 3, enc_dim))
+        self._init_graph(enc_dim, gat, temps, ratios)
+
+    def embed(self, wave: torch.Tensor) -> torch.Tensor:
+        """The 5 * gat_dims[1] readout that feeds the output layer."""
+        x = self.frontend(wave).unsqueeze(1)
+        x = F.selu(self.first_bn(F.max_pool2d(x.abs(), (3, 3))))
+        e = self.encoder(x).abs()  # (B, C, spectral, temporal)
+
+        return self._graph_readout(e.amax(dim=3).transpose(1, 2) + self.pos_S, e.amax(dim=2).transpose(1, 2))
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.out_layer(self.drop(self.embed(wave)))

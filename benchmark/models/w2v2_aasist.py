@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.frontends.ssl import WAVLM_LARGE, XLSR_300M, SSLFrontend, default_cache
-from benchmark.models.aasist import GraphAttentionLayer, GraphPool, HtrgGraphAttentionLayer, ResidualBlock
+from benchmark.models.aasist import HeterogeneousGraph, ResidualBlock
 from benchmark.models.base import MODELS, Detector
 
 #: Parameters of the back-end in Codecfake's released W2V2-AASIST checkpoints
@@ -45,7 +45,7 @@ class _UnpooledBlock(ResidualBlock):
         self.mp = nn.Identity()
 
 
-class W2V2AASISTBackend(nn.Module):
+class W2V2AASISTBackend(HeterogeneousGraph, nn.Module):
     def __init__(self, in_dim: int = 1024, proj_dim: int = 128,
                  filts: tuple = ((1, 32), (32, 32), (32, 64), (64, 64)), gat_dims: tuple = (64, 32),
                  pool_ratios: tuple = (0.5, 0.5, 0.5, 0.5), temperatures: tuple = (2.0, 2.0, 100.0, 100.0)):
@@ -62,29 +62,7 @@ class W2V2AASISTBackend(nn.Module):
                                        nn.Conv2d(2 * enc, enc, 1))
         # One spectral node per row left by the (3, 3) pool of the projected features.
         self.pos_S = nn.Parameter(torch.randn(1, proj_dim // 3, enc))
-        self.master1 = nn.Parameter(torch.randn(1, 1, gat[0]))
-        self.master2 = nn.Parameter(torch.randn(1, 1, gat[0]))
-        self.GAT_layer_S = GraphAttentionLayer(enc, gat[0], temperatures[0])
-        self.GAT_layer_T = GraphAttentionLayer(enc, gat[0], temperatures[1])
-        self.HtrgGAT_layer_ST11 = HtrgGraphAttentionLayer(gat[0], gat[1], temperatures[2])
-        self.HtrgGAT_layer_ST12 = HtrgGraphAttentionLayer(gat[1], gat[1], temperatures[2])
-        self.HtrgGAT_layer_ST21 = HtrgGraphAttentionLayer(gat[0], gat[1], temperatures[2])
-        self.HtrgGAT_layer_ST22 = HtrgGraphAttentionLayer(gat[1], gat[1], temperatures[2])
-        self.pool_S = GraphPool(pool_ratios[0], gat[0])
-        self.pool_T = GraphPool(pool_ratios[1], gat[0])
-        self.pool_hS1 = GraphPool(pool_ratios[2], gat[1])
-        self.pool_hT1 = GraphPool(pool_ratios[2], gat[1])
-        self.pool_hS2 = GraphPool(pool_ratios[2], gat[1])
-        self.pool_hT2 = GraphPool(pool_ratios[2], gat[1])
-        self.drop_way = nn.Dropout(0.2)
-        self.drop = nn.Dropout(0.5)
-        self.out_layer = nn.Linear(5 * gat[1], 2)
-
-    def _branch(self, out_T, out_S, master, first, second, pool_S, pool_T):
-        t, s, m = first(out_T, out_S, master)
-        s, t = pool_S(s), pool_T(t)
-        t_aug, s_aug, m_aug = second(t, s, m)
-        return [self.drop_way(v) for v in (t + t_aug, s + s_aug, m + m_aug)]
+        self._init_graph(enc, gat, temperatures, pool_ratios)
 
     def embed(self, feats: torch.Tensor) -> torch.Tensor:
         """``(B, in_dim, frames)`` -> the 160-dim readout."""
@@ -94,17 +72,7 @@ class W2V2AASISTBackend(nn.Module):
         w = self.attention(x)
         e_S = (x * torch.softmax(w, dim=-1)).sum(dim=-1).transpose(1, 2) + self.pos_S
         e_T = (x * torch.softmax(w, dim=-2)).sum(dim=-2).transpose(1, 2)
-        out_S = self.pool_S(self.GAT_layer_S(e_S))
-        out_T = self.pool_T(self.GAT_layer_T(e_T))
-
-        b = feats.size(0)
-        t1, s1, m1 = self._branch(out_T, out_S, self.master1.expand(b, -1, -1), self.HtrgGAT_layer_ST11,
-                                  self.HtrgGAT_layer_ST12, self.pool_hS1, self.pool_hT1)
-        t2, s2, m2 = self._branch(out_T, out_S, self.master2.expand(b, -1, -1), self.HtrgGAT_layer_ST21,
-                                  self.HtrgGAT_layer_ST22, self.pool_hS2, self.pool_hT2)
-        out_T, out_S, master = torch.maximum(t1, t2), torch.maximum(s1, s2), torch.maximum(m1, m2)
-        return torch.cat([out_T.abs().amax(dim=1), out_T.mean(dim=1),
-                          out_S.abs().amax(dim=1), out_S.mean(dim=1), master.squeeze(1)], dim=1)
+        return self._graph_readout(e_S, e_T)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         return self.out_layer(self.drop(self.embed(feats)))
