@@ -35,17 +35,8 @@ def _official_dir(d: Path, case: str, state_edit=None) -> Path:
 
 
 @pytest.fixture
-def offline(tmp_path, monkeypatch) -> Path:
-    """Empty project cache and HF cache, offline."""
-    import huggingface_hub.constants as hc
-
-    hub = tmp_path / "hub"
-    hub.mkdir()
-    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("CODECFAKE_CACHE", str(tmp_path / "codecfake"))
-    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(hub))
-    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
+def offline(hub_cache, tmp_path) -> Path:
+    """Empty project cache (returned) and an empty, offline HF hub cache."""
     return tmp_path / "codecfake"
 
 

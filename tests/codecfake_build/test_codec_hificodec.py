@@ -106,17 +106,8 @@ def ckpt_dir(tmp_path) -> Path:
 
 
 @pytest.fixture
-def empty_caches(tmp_path, monkeypatch) -> Path:
-    """Empty project cache and an empty, offline HF hub cache."""
-    import huggingface_hub.constants as hc
-
-    hub = tmp_path / "hub"
-    hub.mkdir()
-    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("CODECFAKE_CACHE", str(tmp_path / "codecfake"))
-    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(hub))
-    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
+def empty_caches(hub_cache, tmp_path) -> Path:
+    """Empty project cache (returned) and an empty, offline HF hub cache."""
     return tmp_path / "codecfake"
 
 
