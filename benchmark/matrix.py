@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from benchmark.protocols import PROTOCOL_DIR, Protocol, load_protocols
-from benchmark.training.config import ConfigError, TrainConfig, load_yaml_text
+from benchmark.training.config import ConfigError, TrainConfig, read_yaml_file
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 RECIPE_DIR = CONFIG_DIR / "recipes"
@@ -36,15 +36,6 @@ MATRIX_FILE = CONFIG_DIR / "matrix.yaml"
 #: the data is not on disk: ASVspoof 2019 LA train (bona fide 2,580 + spoof 22,800), from its
 #: README.  Others are counted from the data when present and shown as unknown otherwise.
 OFFICIAL_TRAIN_SIZES = {"asvspoof2019-la": 25_380}
-
-
-def _read_yaml(path: Path) -> Any:
-    if not path.is_file():
-        raise ConfigError(f"{path}: file not found. Fix: pass an existing YAML file")
-    try:
-        return load_yaml_text(path.read_text(encoding="utf-8"))
-    except Exception as exc:  # yaml errors have many types; one line is what the user needs
-        raise ConfigError(f"{path}: invalid YAML ({type(exc).__name__}). Fix: correct the syntax") from None
 
 
 @dataclass(frozen=True)
@@ -58,7 +49,7 @@ class Recipe:
 
     @classmethod
     def from_yaml(cls, path: Path) -> "Recipe":
-        raw = _read_yaml(path)
+        raw = read_yaml_file(path, "recipe", "pass an existing recipe YAML (see configs/recipes/)")
         if not isinstance(raw, dict) or "train" not in raw:
             raise ConfigError(f"{path}: a recipe needs a 'train:' mapping of TrainConfig keys. "
                               "Fix: see configs/recipes/lcnn.yaml")
@@ -120,7 +111,7 @@ class Matrix:
     @classmethod
     def load(cls, path: Path = MATRIX_FILE, recipe_dir: Path = RECIPE_DIR,
              protocol_dir: Path = PROTOCOL_DIR) -> "Matrix":
-        raw = _read_yaml(path)
+        raw = read_yaml_file(path, "matrix file", "pass an existing matrix YAML (see configs/matrix.yaml)")
         if not isinstance(raw, dict) or not isinstance(raw.get("groups"), list):
             raise ConfigError(f"{path}: needs 'groups:', a list of {{name, recipes, protocols}}. "
                               "Fix: see configs/matrix.yaml")

@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
-import yaml
 
 from benchmark.data.readers import DATASETS, DatasetItem, DatasetReader, ItemSource, dataset_help, open_dataset
 from benchmark.data.readers.base import BONAFIDE_CONDITION, ITEM_FIELDS
 from benchmark.data.source import DataError
-from benchmark.training.config import ConfigError, _build, load_yaml_text
+from benchmark.training.config import ConfigError, _build, read_yaml_file
 from codecfake_build.schema import BONAFIDE
 from codecfake_build.splits import rank_key
 
@@ -105,15 +104,7 @@ class Protocol:
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Protocol":
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: protocol file not found. Fix: pass a file from {PROTOCOL_DIR}")
-        try:
-            raw = load_yaml_text(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', None) or type(exc).__name__}). "
-                              "Fix: correct the syntax") from None
+        raw = read_yaml_file(path, "protocol file", f"pass a file from {PROTOCOL_DIR}")
         protocol = cls.from_dict(raw, source=str(path))
         if protocol.name != path.stem:
             raise ConfigError(f"{path}: name '{protocol.name}' differs from the file name. Fix: name it '{path.stem}'")

@@ -46,6 +46,23 @@ class ConfigError(ValueError):
     """A one-line problem with a training config."""
 
 
+def read_yaml_file(path: str | Path, what: str, fix: str) -> Any:
+    """Parse a YAML file (YAML 1.2 scalars); a missing file or bad syntax is one
+    ConfigError line naming the file (and the line), with ``fix`` for the missing case."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found. Fix: {fix}")
+    try:
+        return load_yaml_text(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text. Fix: save the file as UTF-8") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"{path}{where}: invalid YAML ({problem}). Fix: correct the syntax") from None
+
+
 class _WrongType(ConfigError):
     """A value of the wrong type; ``_build`` adds the section's valid keys."""
 
@@ -131,16 +148,7 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found. Fix: pass the path of a training YAML")
-        try:
-            raw = load_yaml_text(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or type(exc).__name__
-            raise ConfigError(f"{path}{where}: invalid YAML ({problem}). Fix: correct the syntax") from None
+        raw = read_yaml_file(path, "config file", "pass the path of a training YAML")
         return cls.from_dict(raw, source=str(path))
 
     @classmethod
