@@ -16,14 +16,14 @@ released weights were trained with them:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from benchmark.frontends.sinc import SincFilterbank
-from benchmark.models.base import MODELS, Detector
+from benchmark.models.base import MODELS, Detector, configure
 
 
 @dataclass(frozen=True)
@@ -210,11 +210,7 @@ class AASIST(HeterogeneousGraph, Detector):
 
     def __init__(self, **overrides):
         super().__init__()
-        try:
-            cfg = self.config = replace(self.config, **{k: _as_tuples(v) for k, v in overrides.items()})
-        except TypeError as exc:
-            raise TypeError(f"{type(self).__name__}: {exc}. Valid options: "
-                            f"{', '.join(AASISTConfig.__dataclass_fields__)}") from None
+        cfg = self.config = configure(self, {k: _as_tuples(v) for k, v in overrides.items()})
         filts, gat, ratios, temps = cfg.filts, cfg.gat_dims, cfg.pool_ratios, cfg.temperatures
         enc_dim = filts[-1][-1]
 

@@ -6,6 +6,8 @@ model's device.  Class attributes tell the data pipeline how to cut inputs.
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,16 @@ class Detector(nn.Module):
         """Parameters outside a pretrained front-end.  Models that keep a frozen
         front-end out of ``parameters()`` override this."""
         return sum(p.numel() for p in self.parameters()) - self.frontend_params()
+
+
+def configure(model: nn.Module, overrides: dict[str, Any]) -> Any:
+    """``model``'s class-level ``config`` dataclass with ``overrides`` applied; an unknown
+    option raises one TypeError line that lists the valid ones."""
+    try:
+        return dataclasses.replace(model.config, **overrides)
+    except TypeError as exc:
+        valid = ", ".join(f.name for f in dataclasses.fields(model.config))
+        raise TypeError(f"{type(model).__name__}: {exc}. Valid options: {valid}") from None
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:

@@ -21,7 +21,7 @@ logit 1).  Quirks kept on purpose because the released weights carry them:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,7 @@ from torch import nn
 
 from benchmark.frontends.sinc import SincFilterbank
 from benchmark.models.aasist import GraphAttentionLayer
-from benchmark.models.base import MODELS, Detector
+from benchmark.models.base import MODELS, Detector, configure
 
 
 @dataclass(frozen=True)
@@ -100,11 +100,7 @@ class RawGATST(Detector):
 
     def __init__(self, **overrides):
         super().__init__()
-        try:
-            cfg = self.config = replace(self.config, **overrides)
-        except TypeError as exc:
-            raise TypeError(f"{type(self).__name__}: {exc}. Valid options: "
-                            f"{', '.join(RawGATSTConfig.__dataclass_fields__)}") from None
+        cfg = self.config = configure(self, overrides)
         enc_dim, (g1, g2), nodes = cfg.filts[-1][-1], cfg.gat_dims, cfg.fused_nodes
 
         self.conv_time = SincFilterbank(cfg.out_channels, cfg.first_conv)

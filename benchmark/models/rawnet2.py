@@ -19,14 +19,14 @@ Conventions kept from the official code:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from benchmark.frontends.sinc import SincFilterbank
-from benchmark.models.base import MODELS, Detector
+from benchmark.models.base import MODELS, Detector, configure
 
 
 @dataclass(frozen=True)
@@ -66,11 +66,7 @@ class RawNet2(Detector):
 
     def __init__(self, **overrides):
         super().__init__()
-        try:
-            cfg = self.config = replace(self.config, **overrides)
-        except TypeError as exc:
-            raise TypeError(f"{type(self).__name__}: {exc}. Valid options: "
-                            f"{', '.join(RawNet2Config.__dataclass_fields__)}") from None
+        cfg = self.config = configure(self, overrides)
         small, wide, deep = cfg.filts
         channels = [small, small, wide, deep, deep, deep]
 
