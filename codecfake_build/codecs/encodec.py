@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from codecfake_build.codecs.base import CODECS, CodecConfig, CodecUnavailableError
-from codecfake_build.codecs.hf_common import HFCodec
+from codecfake_build.codecs.hf_common import TargetBandwidthCodec
 
 _REPO_24K = "facebook/encodec_24khz"
 _REPO_48K = "facebook/encodec_48khz"
@@ -46,7 +46,7 @@ def _cfg48(kbps: float) -> CodecConfig:
 
 
 @CODECS.register("encodec")
-class EncodecCodec(HFCodec):
+class EncodecCodec(TargetBandwidthCodec):
     paper = ("Défossez, Copet, Synnaeve, Adi, 'High Fidelity Neural Audio Compression', "
              "TMLR 2023 (arXiv:2210.13438)")
     sample_rate = 24000
@@ -65,18 +65,9 @@ class EncodecCodec(HFCodec):
                         target_bandwidths=[3.0, 6.0, 12.0, 24.0]),
     }
 
-    @property
-    def bandwidth(self) -> float:
-        return float(self.config.params["bandwidth"])
-
     def _check_model(self, model: Any, path: Path) -> None:
         super()._check_model(model, path)
         cfg = model.config
-        if self.bandwidth not in [float(b) for b in cfg.target_bandwidths]:
-            raise CodecUnavailableError(
-                f"{self.spec}: the model in {path} supports {list(cfg.target_bandwidths)} kbps, not "
-                f"{self.bandwidth:g}. Fix: choose one of those configs or pass the {self.repo_id} weights"
-            )
         if cfg.audio_channels not in (1, 2):
             raise CodecUnavailableError(f"{path}: EnCodec with {cfg.audio_channels} channels is not supported")
 

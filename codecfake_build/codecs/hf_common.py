@@ -259,3 +259,20 @@ class HFCodec(Codec):
         with torch.inference_mode():
             c = self._codes(self._encode(x, valid))
         return c[0].cpu().numpy()
+
+
+class TargetBandwidthCodec(HFCodec):
+    """A transformers codec whose configs pick one of the model's ``target_bandwidths``
+    (``params["bandwidth"]``, kbps); loading refuses weights that lack it."""
+
+    @property
+    def bandwidth(self) -> float:
+        return float(self.config.params["bandwidth"])
+
+    def _check_model(self, model: Any, path: Path) -> None:
+        super()._check_model(model, path)
+        supported = [float(b) for b in model.config.target_bandwidths]
+        if self.bandwidth not in supported:
+            raise CodecUnavailableError(
+                f"{self.spec}: the model in {path} supports {list(model.config.target_bandwidths)} kbps, not "
+                f"{self.bandwidth:g}. Fix: choose one of those configs or pass the {self.repo_id} weights")

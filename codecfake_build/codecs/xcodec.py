@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from codecfake_build.codecs.base import CODECS, CodecConfig, CodecUnavailableError
-from codecfake_build.codecs.hf_common import HFCodec
+from codecfake_build.codecs.hf_common import TargetBandwidthCodec
 
 _HOP = 320
 _BANDWIDTHS = (0.5, 1.0, 1.5, 2.0, 4.0)
@@ -55,7 +55,7 @@ def _configs() -> list[CodecConfig]:
 
 
 @CODECS.register("xcodec")
-class XcodecCodec(HFCodec):
+class XcodecCodec(TargetBandwidthCodec):
     paper = ("Ye, Sun, Lei, Lin, Tan, Dai, Kong, Chen, Pan, Liu, Guo, Xue, 'Codec Does Matter: Exploring the "
              "Semantic Shortcoming of Codec for Audio Language Model', AAAI 2025 (arXiv:2408.17175)")
     sample_rate = 16000
@@ -80,17 +80,9 @@ class XcodecCodec(HFCodec):
         for repo, semantic, _ in _VARIANTS.values()
     }
 
-    @property
-    def bandwidth(self) -> float:
-        return float(self.config.params["bandwidth"])
-
     def _check_model(self, model: Any, path: Path) -> None:
         super()._check_model(model, path)
         cfg = model.config
-        if self.bandwidth not in [float(b) for b in cfg.target_bandwidths]:
-            raise CodecUnavailableError(
-                f"{self.spec}: the model in {path} supports {list(cfg.target_bandwidths)} kbps, not "
-                f"{self.bandwidth:g}. Fix: choose one of those configs or pass the {self.repo_id} weights")
         semantic = cfg.semantic_model_config.model_type
         if semantic != self.config.params["semantic_model"] or int(cfg.hop_length) != _HOP:
             raise CodecUnavailableError(
