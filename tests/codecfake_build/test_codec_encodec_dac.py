@@ -205,6 +205,13 @@ def test_checkpoint_must_match_config(ckpt, hub_cache):
         create_codec("dac@16khz", weights=str(ckpt["dac24khz"])).load()
 
 
+def test_checkpoint_must_offer_the_configs_bandwidth(tmp_path, hub_cache):
+    d = _encodec_checkpoint(tmp_path / "low", **{**ENCODEC_24K, "target_bandwidths": [1.5, 3.0]})
+    with pytest.raises(CodecUnavailableError, match=r"supports \[1.5, 3.0\] kbps, not 6\. Fix: choose one"):
+        create_codec("encodec@6kbps", weights=str(d)).load()
+    create_codec("encodec@3kbps", weights=str(d)).load()
+
+
 def test_missing_transformers_says_how_to_install(monkeypatch, ckpt):
     monkeypatch.setitem(sys.modules, "transformers", None)
     for spec, key in (("encodec", "encodec"), ("dac", "dac16khz")):
