@@ -60,6 +60,8 @@ def _train_size(exp: Experiment, roots: Mapping[str, Any]) -> int | None:
 
 
 def dry_run_table(experiments: list[Experiment], roots: Mapping[str, Any], out: Path) -> str:
+    # Recipes share protocols: list each (protocol, seed)'s data once, not once per recipe.
+    sizes: dict[tuple[str, int], int | None] = {}
     lines = ["| # | recipe | protocol | seed | status | train utts | utt-epochs | est. GPU h | run id |",
              "|---:|---|---|---:|---|---:|---:|---:|---|"]
     total, total_ue, unknown = 0.0, 0, 0
@@ -67,7 +69,10 @@ def dry_run_table(experiments: list[Experiment], roots: Mapping[str, Any], out: 
         missing = missing_datasets(exp.protocol, roots)
         status = "done" if (out / exp.run_id / "done.json").is_file() else (
             "needs " + ", ".join(m.split(":")[0] for m in missing) if missing else "ready")
-        n = _train_size(exp, roots)
+        key = (exp.protocol.name, exp.seed)
+        if key not in sizes:
+            sizes[key] = _train_size(exp, roots)
+        n = sizes[key]
         hours = estimate_gpu_hours(exp, n)
         ue = None if n is None else n * exp.recipe.epochs
         if ue is None:

@@ -10,6 +10,7 @@ point lies on the diagonal.
 from __future__ import annotations
 
 import csv
+import functools
 import re
 import statistics
 from collections.abc import Sequence
@@ -72,7 +73,13 @@ def eer_heatmap(runs: Sequence[LoadedRun], protocol: str, path: Path) -> Path:
 
 
 def _read_tsv(path: Path) -> list[list[str]]:
-    with path.open(newline="", encoding="utf-8") as f:
+    # Every per-condition run of a test set points at the same score and key files.
+    return _read_tsv_cached(str(path.resolve()), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_tsv_cached(path: str, mtime_ns: int) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f, delimiter="\t"))
     return rows[1:]
 
