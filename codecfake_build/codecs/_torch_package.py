@@ -74,19 +74,3 @@ def check_state_dict(model: Any, state: dict[str, Any], path: Path, fix: str) ->
             parts.append(f"{len(wrong)} mis-shaped (e.g. {k}: {tuple(state[k].shape)} vs {expected[k]})")
         raise CodecUnavailableError(f"{path} does not fit the model its config describes: "
                                     f"{'; '.join(parts)} tensors. Fix: {fix}")
-
-
-def group_by_length(padded: list[int], budget: int, mixed: bool) -> list[list[int]]:
-    """Clip indices grouped into forward passes, sorted by padded length so little is padded.
-    Clips share a pass only if their padded lengths are equal, unless ``mixed`` (the codec
-    proved that padding a clip further cannot change its own output); a pass never holds
-    more than ``budget`` padded samples (batch x longest)."""
-    groups: list[list[int]] = []
-    for i in sorted(range(len(padded)), key=lambda k: padded[k]):
-        g = groups[-1] if groups else None
-        if (g is not None and (mixed or padded[g[0]] == padded[i])
-                and (len(g) + 1) * padded[i] <= max(1, budget)):
-            g.append(i)
-        else:
-            groups.append([i])
-    return groups

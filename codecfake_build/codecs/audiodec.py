@@ -172,14 +172,7 @@ class AudioDecCodec(Codec):
         """Indices per forward pass: sorted by length, at most ``max_batch_seconds`` padded.
         Clips of any lengths may share a pass: every layer is causal and clips are padded
         on the right, so padding never reaches a clip's own samples (tested)."""
-        budget = max(1, int(self.max_batch_seconds * self.native_rate))
-        groups: list[list[int]] = []
-        for i in sorted(range(len(lengths)), key=lambda k: lengths[k]):
-            if groups and (len(groups[-1]) + 1) * lengths[i] <= budget:
-                groups[-1].append(i)
-            else:
-                groups.append([i])
-        return groups
+        return self._length_groups(lengths, mixed=True)
 
     def _resynthesize(self, batch: list[np.ndarray]) -> list[np.ndarray]:
         import torch

@@ -55,6 +55,9 @@ class Codec(ABC):
     weights_source: ClassVar[str] = ""
     licence: ClassVar[str] = ""
     registry_name: ClassVar[str]
+    #: Upper bound on padded native-rate seconds in one forward pass (batch x longest clip),
+    #: so a batch of long clips is split rather than exhausting GPU memory.
+    max_batch_seconds: ClassVar[float] = 60.0
     #: Inputs longer than this many seconds are re-synthesised in frame-aligned windows
     #: that overlap by ``chunk_overlap_seconds`` and are cross-faded back together, so
     #: memory stays bounded and a batch is never padded to a many-minute clip.
@@ -110,6 +113,10 @@ class Codec(ABC):
         """Encode and decode each float32 mono waveform (native rate, each at least
         ``frame_size`` samples).  Outputs may be longer or shorter than inputs;
         the caller compensates ``delay`` and trims/pads."""
+
+    def _length_groups(self, padded: list[int], mixed: bool) -> list[list[int]]:
+        """``group_by_length`` with this codec's ``max_batch_seconds`` budget."""
+        return group_by_length(padded, int(self.max_batch_seconds * self.native_rate), mixed)
 
     # ---- the framework -----------------------------------------------------------------
     @property
@@ -196,6 +203,22 @@ class Codec(ABC):
             "weights_source": cls.weights_source,
             "licence": cls.licence,
         }
+
+
+def group_by_length(padded: list[int], budget: int, mixed: bool) -> list[list[int]]:
+    """Clip indices grouped into forward passes, sorted by padded length so little is padded.
+    Clips share a pass only if their padded lengths are equal, unless ``mixed`` (the codec
+    proved that padding a clip further cannot change its own output); a pass never holds
+    more than ``budget`` padded samples (batch x longest), though one long clip still gets one."""
+    groups: list[list[int]] = []
+    for i in sorted(range(len(padded)), key=lambda k: padded[k]):
+        g = groups[-1] if groups else None
+        if (g is not None and (mixed or padded[g[0]] == padded[i])
+                and (len(g) + 1) * padded[i] <= max(1, budget)):
+            g.append(i)
+        else:
+            groups.append([i])
+    return groups
 
 
 _SPEC_RE = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:@\s*([A-Za-z0-9_.\-]+))?\s*$")

@@ -29,7 +29,7 @@ clips of identical padded length share a forward pass.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +58,6 @@ class DacOfficialCodec(Codec):
     weights_source = ", ".join(f"{_RELEASES}/{tag}/{asset}" for tag, asset in _RELEASE.values()) + \
         " (official descript-audio-codec package, github.com/descriptinc/descript-audio-codec)"
     licence = DacCodec.licence
-    max_batch_seconds: ClassVar[float] = 60.0
 
     def __init__(self, config: str | None = None, device: str = "cpu", weights: str | None = None):
         super().__init__(config=config, device=device, weights=weights)
@@ -126,9 +125,8 @@ class DacOfficialCodec(Codec):
         self.ensure_loaded()
         hop = int(self.model.hop_length)
         padded = [max(1, -(-len(w) // hop)) * hop for w in batch]
-        budget = int(self.max_batch_seconds * self.native_rate)
         out: list[np.ndarray | None] = [None] * len(batch)
-        for group in pkg.group_by_length(padded, budget, mixed=False):
+        for group in self._length_groups(padded, mixed=False):
             waves = [np.asarray(batch[i], dtype=np.float32) for i in group]
             x = np.zeros((len(waves), 1, padded[group[0]]), dtype=np.float32)
             for row, w in zip(x, waves):

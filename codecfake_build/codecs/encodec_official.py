@@ -28,7 +28,7 @@ Batching: the reference call processes whatever length it is given (the 48 kHz m
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +59,6 @@ class EncodecOfficialCodec(Codec):
     weights_source = (f"{_URL}encodec_24khz-d7cc33bc.th and {_URL}encodec_48khz-7e698e3e.th "
                       "(official encodec package, github.com/facebookresearch/encodec)")
     licence = EncodecCodec.licence
-    max_batch_seconds: ClassVar[float] = 60.0
 
     def __init__(self, config: str | None = None, device: str = "cpu", weights: str | None = None):
         super().__init__(config=config, device=device, weights=weights)
@@ -116,9 +115,8 @@ class EncodecOfficialCodec(Codec):
 
         self.ensure_loaded()
         channels = int(self.model.channels)
-        budget = int(self.max_batch_seconds * self.native_rate)
         out: list[np.ndarray | None] = [None] * len(batch)
-        for group in pkg.group_by_length([len(w) for w in batch], budget, mixed=False):
+        for group in self._length_groups([len(w) for w in batch], mixed=False):
             x = torch.from_numpy(np.stack([np.asarray(batch[i], dtype=np.float32) for i in group]))
             # The stereo 48 kHz model gets the mono clip on both channels, as in `encodec`.
             x = x[:, None, :].expand(-1, channels, -1).contiguous().to(self.device)

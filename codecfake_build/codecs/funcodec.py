@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -104,8 +104,6 @@ class FunCodecCodec(Codec):
                       "config.yaml + model.pth")
     licence = "weights MIT (model cards); code MIT (alibaba-damo-academy/FunCodec)"
 
-    #: Upper bound on native-rate seconds in one forward pass (clips x length).
-    max_batch_seconds: ClassVar[float] = 60.0
 
     def __init__(self, config: str | None = None, device: str = "cpu", weights: str | None = None):
         super().__init__(config=config, device=device, weights=weights)
@@ -253,15 +251,7 @@ class FunCodecCodec(Codec):
     def _groups(self, lengths: list[int]) -> list[list[int]]:
         """Indices of equal-length clips, shortest first, each pass capped at
         ``max_batch_seconds`` of audio (a longer single clip still gets its own pass)."""
-        budget = max(1, int(self.max_batch_seconds * self.native_rate))
-        groups: list[list[int]] = []
-        for i in sorted(range(len(lengths)), key=lambda k: lengths[k]):
-            g = groups[-1] if groups else None
-            if g is not None and lengths[g[0]] == lengths[i] and (len(g) + 1) * lengths[i] <= budget:
-                g.append(i)
-            else:
-                groups.append([i])
-        return groups
+        return self._length_groups(lengths, mixed=False)
 
     def _resynthesize(self, batch: list[np.ndarray]) -> list[np.ndarray]:
         import torch

@@ -65,9 +65,6 @@ class HFCodec(Codec):
     official_architectures: ClassVar[dict[str, dict[str, Any]]] = {}
     #: Name of the sample-rate field in the model's config (``config.json``).
     rate_key: ClassVar[str] = "sampling_rate"
-    #: Upper bound on padded native-rate seconds in one forward pass (batch x longest clip),
-    #: so a batch of long clips is split rather than exhausting GPU memory.
-    max_batch_seconds: ClassVar[float] = 60.0
 
     def __init__(self, config: str | None = None, device: str = "cpu", weights: str | None = None):
         super().__init__(config=config, device=device, weights=weights)
@@ -206,18 +203,7 @@ class HFCodec(Codec):
     def _groups(self, lengths: list[int]) -> list[list[int]]:
         """Indices grouped into forward passes: sorted by length so little is padded, and
         capped so one pass never holds more than ``max_batch_seconds`` of padded audio."""
-        budget = max(1, int(self.max_batch_seconds * self.native_rate))
-        mixed = self._mixed_lengths_exact()
-        padded = [self._padded_length(n) for n in lengths]
-        groups: list[list[int]] = []
-        for i in sorted(range(len(lengths)), key=lambda k: padded[k]):
-            g = groups[-1] if groups else None
-            if (g is not None and (mixed or padded[g[0]] == padded[i])
-                    and (len(g) + 1) * padded[i] <= budget):
-                g.append(i)
-            else:
-                groups.append([i])
-        return groups
+        return self._length_groups([self._padded_length(n) for n in lengths], self._mixed_lengths_exact())
 
     def _batch_tensor(self, waves: list[np.ndarray]) -> tuple[Any, Any]:
         import torch

@@ -173,16 +173,7 @@ class HiFiCodec(Codec):
         """Forward passes: only clips of equal padded length share one.  The encoder's
         GroupNorms average over the whole clip and every layer is non-causal, so padding a
         clip further would change all of its output; equal lengths need no extra padding."""
-        budget = max(1, int(self.max_batch_seconds * self.native_rate))
-        padded = [self._padded_length(n) for n in lengths]
-        groups: list[list[int]] = []
-        for i in sorted(range(len(lengths)), key=lambda k: padded[k]):
-            g = groups[-1] if groups else None
-            if g is not None and padded[g[0]] == padded[i] and (len(g) + 1) * padded[i] <= budget:
-                g.append(i)
-            else:
-                groups.append([i])
-        return groups
+        return self._length_groups([self._padded_length(n) for n in lengths], mixed=False)
 
     def _batch(self, waves: list[np.ndarray]) -> Any:
         import torch

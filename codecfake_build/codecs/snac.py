@@ -31,7 +31,7 @@ import inspect
 import json
 import math
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -135,8 +135,6 @@ class SnacCodec(Codec):
                       "snac_32khz, https://huggingface.co/hubertsiuzdak/snac_44khz (config.json, "
                       "pytorch_model.bin); code: PyPI snac 1.2.1 (github.com/hubertsiuzdak/snac)")
     licence = "MIT (code and weights)"
-    #: Upper bound on padded native-rate seconds in one forward pass (batch x longest clip).
-    max_batch_seconds: ClassVar[float] = 60.0
 
     def __init__(self, config: str | None = None, device: str = "cpu", weights: str | None = None):
         super().__init__(config=config, device=device, weights=weights)
@@ -278,9 +276,8 @@ class SnacCodec(Codec):
     def _resynthesize(self, batch: list[np.ndarray]) -> list[np.ndarray]:
         self.ensure_loaded()
         padded = [self._padded_length(len(w)) for w in batch]
-        budget = int(self.max_batch_seconds * self.native_rate)
         out: list[np.ndarray | None] = [None] * len(batch)
-        for group in pkg.group_by_length(padded, budget, mixed=self._mixed_lengths_exact()):
+        for group in self._length_groups(padded, mixed=self._mixed_lengths_exact()):
             waves = [np.asarray(batch[i], dtype=np.float32) for i in group]
             _, y = self._run(waves)
             y = y.float().cpu().numpy()

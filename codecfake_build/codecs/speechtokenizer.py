@@ -31,7 +31,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -104,8 +104,6 @@ class SpeechTokenizerCodec(Codec):
     weights_source = (f"https://huggingface.co/{_REPO} ({_SUBDIR}/config.json, {_SUBDIR}/SpeechTokenizer.pt); "
                       "code: PyPI speechtokenizer 1.0.1 (github.com/ZhangXInFD/SpeechTokenizer)")
     licence = "code Apache-2.0; weights: see the fnlp/SpeechTokenizer model card"
-    #: Upper bound on padded seconds in one forward pass (batch x clip length).
-    max_batch_seconds: ClassVar[float] = 60.0
 
     def __init__(self, config: str | None = None, device: str = "cpu", weights: str | None = None):
         super().__init__(config=config, device=device, weights=weights)
@@ -223,9 +221,8 @@ class SpeechTokenizerCodec(Codec):
     def _resynthesize(self, batch: list[np.ndarray]) -> list[np.ndarray]:
         self.ensure_loaded()
         padded = [self._padded_length(len(w)) for w in batch]
-        budget = int(self.max_batch_seconds * self.sample_rate)
         out: list[np.ndarray | None] = [None] * len(batch)
-        for group in pkg.group_by_length(padded, budget, mixed=False):
+        for group in self._length_groups(padded, mixed=False):
             waves = [np.asarray(batch[i], dtype=np.float32) for i in group]
             _, y = self._codes_and_audio(waves)
             y = y.float().cpu().numpy()
