@@ -112,7 +112,7 @@ CODECFAKE = Preset(
         Condition("C2", "speechtokenizer", "nq8",
                   why="fnlp/SpeechTokenizer speechtokenizer_hubert_avg (the only release), all 8 RVQ "
                       "layers = 4 kbps at 16 kHz",
-                  get_it="pip install speechtokenizer==1.0.1 beartype tensorboard; weights from HF "
+                  get_it="pip install --no-deps speechtokenizer==1.0.1 einops; weights from HF "
                          "fnlp/SpeechTokenizer, " + _WEIGHTS_HINT.format(codec="speechtokenizer")),
         Condition("C3", "funcodec", "en-libritts-ds320-nq32",
                   why="audio_codec-encodec-en-libritts-16k-nq32ds320 (LibriTTS-trained, as the paper's codecs), "
