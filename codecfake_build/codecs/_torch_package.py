@@ -1,7 +1,7 @@
 """Plumbing shared by codecs that wrap a third-party PyTorch package (speechtokenizer,
 snac, the official encodec / descript-audio-codec packages): importing the package
 with a one-line fix when it is missing, checking a checkpoint against the model
-before loading it, and grouping clips into forward passes.
+before loading it.
 
 Private module (leading underscore): the codec registry does not import it as a codec.
 """
@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from codecfake_build.codecs.base import CodecUnavailableError
-
-#: The project extra that installs every optional codec package.
-CODECS_EXTRA = "pip install 'codecfake-bench[codecs]'"
+# The project extra that installs every optional codec package (one spelling for all codecs).
+from codecfake_build.codecs.hf_common import INSTALL_HINT as CODECS_EXTRA  # noqa: F401
 
 
 def import_package(codec: str, module: str, fix: str) -> Any:
