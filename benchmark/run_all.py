@@ -104,7 +104,8 @@ def run_experiment(exp: Experiment, roots: Mapping[str, Any], out: Path, *, devi
     if device != "auto":
         cfg.device = device  # type: ignore[assignment]
     summary = train(cfg, sources=(resolved.train_source(), resolved.dev_source()), progress=progress)
-    model = load_weights(create_model(cfg.model.name, **cfg.model.kwargs), Path(summary["checkpoints"]["best"]))
+    # summary["model_kwargs"]: the kwargs trained, with anything the trainer filled in (FD-ADD's systems).
+    model = load_weights(create_model(cfg.model.name, **summary["model_kwargs"]), Path(summary["checkpoints"]["best"]))
     dev = str(resolve_device(cfg.device))
     train_data = f"{exp.protocol.name}:train"
     config = {"recipe": exp.recipe.name, "recipe_train": exp.recipe.train, "protocol": exp.protocol.to_dict(),

@@ -8,8 +8,8 @@ trainer checkpoints.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,21 @@ from benchmark.data.labels import label_to_target, labels_to_targets
 from benchmark.data.source import AudioSource
 from codecfake_build.audio import tile_to_length
 
-CROPS = ("tile",)
+CROPS = ("tile", "middle")
+
+
+class ItemTransform(Protocol):
+    """A model's per-item training transform (e.g. FD-ADD's pseudo-labelled speed and
+    compression changes), run in data-loader workers on the *uncut* clip.
+
+    It returns the model-ready clip and a dict of per-item numbers (pseudo-labels and the
+    like) that arrive batched as ``Batch.extras``.  ``target`` is the model target
+    (1 = bona fide) and ``system`` the item's attack/codec name; ``rng`` is seeded by
+    (seed, epoch, index), so transforms resume exactly.  It must be picklable.
+    """
+
+    def __call__(self, wave: np.ndarray, rng: np.random.Generator, *, target: int,
+                 system: str) -> tuple[np.ndarray, dict[str, float | int]]: ...
 
 
 def random_crop(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -31,10 +45,24 @@ def random_crop(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def eval_cut(x: np.ndarray, n: int, crop: str = "tile") -> np.ndarray:
-    """Evaluation cut (AASIST convention): the first n samples, short clips tiled."""
-    if crop != "tile":
+    """Evaluation cut: "tile" takes the first n samples (AASIST convention), "middle" the
+    centre n (FD-ADD); either way short clips are repeated to n."""
+    if crop not in CROPS:
         raise ValueError(f"unknown crop mode '{crop}'; choose one of: {', '.join(CROPS)}")
+    if crop == "middle" and len(x) > n:
+        start = (len(x) - n) // 2
+        return x[start:start + n]
     return tile_to_length(x, n)
+
+
+def system_names(source: AudioSource) -> list[str]:
+    """Each item's attack/codec name without decoding audio: protocol sources' conditions,
+    a built dataset's codec column, else ``meta(i)['system']``."""
+    if hasattr(source, "conditions"):
+        return [str(c) for c in source.conditions()]
+    if hasattr(source, "column"):
+        return [str(c) for c in source.column("codec")]
+    return [str(source.meta(i).get("system", "-")) for i in range(len(source))]
 
 
 class WaveformDataset(Dataset):
@@ -54,6 +82,7 @@ class WaveformDataset(Dataset):
         seed: int = 0,
         crop: str = "tile",
         max_samples: int | None = None,
+        transform: ItemTransform | None = None,
     ):
         if crop not in CROPS:
             raise ValueError(f"unknown crop mode '{crop}'; choose one of: {', '.join(CROPS)}")
@@ -63,6 +92,8 @@ class WaveformDataset(Dataset):
         self.seed = seed
         self.crop = crop
         self.max_samples = max_samples
+        self.transform = transform if train else None
+        self.systems = system_names(source) if self.transform is not None else None
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -81,11 +112,19 @@ class WaveformDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         wave, label, meta = self.source[index]
+        target = label_to_target(label)
+        extras: dict[str, float | int] = {}
+        if self.transform is not None:
+            rng = np.random.default_rng((self.seed, self.epoch, index, 1))  # apart from the crop's stream
+            wave, extras = self.transform(wave, rng, target=target, system=self.systems[index])
+        else:
+            wave = self.cut(wave, index)
         return {
-            "wave": np.ascontiguousarray(self.cut(wave, index), dtype=np.float32),
-            "target": label_to_target(label),
+            "wave": np.ascontiguousarray(wave, dtype=np.float32),
+            "target": target,
             "filename": meta["filename"],
             "meta": meta,
+            "extras": extras,
         }
 
 
@@ -96,16 +135,20 @@ class Batch:
     lengths: torch.Tensor  # (B,) valid samples per row before padding
     filenames: list[str]
     meta: list[dict[str, Any]]
+    #: Per-item numbers from a model's training transform, batched: name -> (B,) tensor.
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.filenames)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
         return Batch(self.wave.to(device, non_blocking=non_blocking), self.target.to(device, non_blocking=non_blocking),
-                     self.lengths, self.filenames, self.meta)
+                     self.lengths, self.filenames, self.meta,
+                     {k: v.to(device, non_blocking=non_blocking) for k, v in self.extras.items()})
 
     def pin_memory(self) -> "Batch":  # called by DataLoader(pin_memory=True)
-        return Batch(self.wave.pin_memory(), self.target.pin_memory(), self.lengths, self.filenames, self.meta)
+        return Batch(self.wave.pin_memory(), self.target.pin_memory(), self.lengths, self.filenames, self.meta,
+                     {k: v.pin_memory() for k, v in self.extras.items()})
 
 
 def collate(items: Sequence[dict[str, Any]]) -> Batch:
@@ -119,7 +162,15 @@ def collate(items: Sequence[dict[str, Any]]) -> Batch:
         lengths=torch.tensor(lengths, dtype=torch.int64),
         filenames=[it["filename"] for it in items],
         meta=[it["meta"] for it in items],
+        extras=_stack_extras([it.get("extras") or {} for it in items]),
     )
+
+
+def _stack_extras(rows: Sequence[dict[str, float | int]]) -> dict[str, torch.Tensor]:
+    keys = set(rows[0]) if rows else set()
+    if any(set(r) != keys for r in rows):
+        raise ValueError("a training transform returned different extras keys for items of one batch")
+    return {k: torch.as_tensor(np.asarray([r[k] for r in rows])) for k in sorted(keys)}
 
 
 class LengthBucketSampler(Sampler[list[int]]):
@@ -256,6 +307,7 @@ def make_loader(
     oversample: bool = False,
     rank: int = 0,
     world_size: int = 1,
+    transform: ItemTransform | None = None,
 ) -> DataLoader:
     """A DataLoader of ``Batch``es.  Its ``generator`` drives shuffling; save
     ``loader.generator.get_state()`` to resume mid-run with identical order.
@@ -263,10 +315,11 @@ def make_loader(
     ``drop_last`` defaults to True in training (a trailing batch of one breaks
     BatchNorm) unless the data is smaller than one batch.  Training batches come from
     ``TrainBatchSampler`` (``oversample`` balances the classes; ``rank``/``world_size``
-    shard them for DDP); evaluation is one deterministic pass.
+    shard them for DDP); evaluation is one deterministic pass.  ``transform`` (training
+    only) replaces the random crop with a model's own ``ItemTransform``.
     """
     dataset = WaveformDataset(source, num_samples=num_samples, train=train, seed=seed, crop=crop,
-                              max_samples=max_samples)
+                              max_samples=max_samples, transform=transform)
     if drop_last is None:
         drop_last = train and len(dataset) > batch_size
     # An own generator also keeps evaluation from consuming the global torch RNG.

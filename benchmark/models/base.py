@@ -23,8 +23,24 @@ class Detector(nn.Module):
     sample_rate: int = 16000
     #: Fixed input length in samples (None = variable length).
     num_samples: int | None = 64600
-    #: How evaluation inputs are cut to num_samples: "tile" (first N, repeat short ones).
+    #: How evaluation inputs are cut to num_samples: "tile" (first N, repeat short ones)
+    #: or "middle" (centre N, repeat short ones).
     crop: str = "tile"
+    #: Models with their own multi-term objective (FD-ADD, WaveSpec) set this: in training
+    #: the trainer then calls ``model(wave, target=target, extras=batch.extras)`` (through
+    #: DDP when distributed) and gets ``(loss, parts)`` back, ``parts`` being a dict of
+    #: detached scalar tensors logged as ``train_<name>``.  Scoring still calls ``model(wave)``.
+    own_loss: bool = False
+    #: Models whose constructor takes ``systems`` (the spoof systems of the training set, as
+    #: extra classes) set this; the trainer fills ``systems`` from the training data when a
+    #: config leaves it out and records the list in the run's config.yaml.
+    uses_systems: bool = False
+    #: DDP must look for parameters a step leaves unused (ablations that skip a branch).
+    ddp_find_unused: bool = False
+
+    def train_transform(self) -> Any:
+        """An ``benchmark.data.ItemTransform`` that replaces the random training crop, or None."""
+        return None
 
     def score(self, wave: torch.Tensor) -> torch.Tensor:
         """Bona-fide logit minus spoof logit: higher means more bona fide."""

@@ -36,7 +36,10 @@ from benchmark.data import (
     class_weight_tensor,
     class_weights_by_name,
     make_loader,
+    labels_to_targets,
     split_scores,
+    system_names,
+    TARGET_SPOOF,
 )
 from codecfake_build.atomic import atomic_write_text
 from benchmark.training.checkpoint import (
@@ -118,10 +121,25 @@ def _cosine(total_steps: int, floor: float) -> Callable[[int], float]:
 def _write_log(path: Path, history: list[dict[str, float]]) -> None:
     # Rewritten whole from the checkpointed history, so it never disagrees with last.pt after a crash.
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    parts = sorted({k for row in history for k in row if k.startswith("train_") and k not in LOG_COLUMNS})
+    writer = csv.DictWriter(buf, fieldnames=[*LOG_COLUMNS, *parts], extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(history)
     atomic_write_text(path, buf.getvalue())
+
+
+def _fill_systems(config: TrainConfig, train_src: Any) -> None:
+    """Give a ``uses_systems`` model the sorted spoof system names of its training set
+    (class 0 stays bona fide), unless the config names them; written into the config so
+    config.yaml, resume checks and evaluation rebuild the same heads."""
+    from benchmark.models import MODELS
+
+    if not getattr(MODELS.get(config.model.name), "uses_systems", False) or "systems" in config.model.kwargs:
+        return
+    targets = labels_to_targets(train_src.labels)
+    names = system_names(train_src)
+    config.model.kwargs = {**config.model.kwargs,
+                           "systems": sorted({n for n, t in zip(names, targets) if t == TARGET_SPOOF})}
 
 
 def _check_classes(labels: np.ndarray, what: str, split: str) -> dict[str, int]:
@@ -197,18 +215,25 @@ def train(
     counts = _check_classes(train_src.labels, "training", d.train_split)
     _check_classes(dev_src.labels, "dev", d.dev_split)
 
+    _fill_systems(config, train_src)
     model = create_model(config.model.name, **config.model.kwargs).to(device)
     num_samples = getattr(model, "num_samples", None)
     crop = getattr(model, "crop", "tile")
+    own_loss = getattr(model, "own_loss", False)
+    transform = model.train_transform() if hasattr(model, "train_transform") else None
     loader_args = dict(batch_size=o.batch_size, num_samples=num_samples, crop=crop, max_samples=d.max_samples,
                        num_workers=o.num_workers, seed=config.seed, pin_memory=device.type == "cuda")
     train_loader = make_loader(train_src, train=True, oversample=o.sampling == "oversample",
-                               rank=dist_env.rank, world_size=dist_env.world_size, **loader_args)
+                               rank=dist_env.rank, world_size=dist_env.world_size, transform=transform,
+                               **loader_args)
     dev_loader = make_loader(dev_src, train=False, **loader_args)
     if len(train_loader) == 0:
         raise TrainingError(f"training split '{d.train_split}' yields no batches. Fix: lower optim.batch_size")
 
     weights = class_weight_tensor(counts, o.class_weights)
+    if own_loss and weights is not None:
+        log.warning("optim.class_weights ignored: model %s computes its own loss", config.model.name)
+        weights = None
     criterion = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device))
     optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
     sam = make_sam(o.sam, optimizer, o.sam_rho)  # None unless optim.sam is "sam"/"asam"
@@ -225,7 +250,8 @@ def train(
     if dist_env.world_size > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                              find_unused_parameters=getattr(model, "ddp_find_unused", False))
 
     state = _State()
     if resume and last_path.exists():
@@ -281,8 +307,9 @@ def train(
     for epoch in epochs_bar:
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train_loss = _train_epoch(train_model, train_loader, criterion, optimizer, scheduler, scaler, device,
-                                  amp_dtype, o.grad_accum, epoch, progress and dist_env.main, sam=sam)
+        train_loss, loss_parts = _train_epoch(train_model, train_loader, criterion, optimizer, scheduler, scaler,
+                                              device, amp_dtype, o.grad_accum, epoch, progress and dist_env.main,
+                                              sam=sam, own_loss=own_loss)
         if epoch_scheduler is not None:
             epoch_scheduler.step()
         row: dict[str, Any] = {}
@@ -303,11 +330,12 @@ def train(
             state.stopped_early = patience is not None and state.bad_epochs >= patience
             state.epoch = epoch
             row = {"epoch": epoch, "train_loss": train_loss, "dev_eer": float(eer), "dev_auc": dev_auc, "lr": lr,
-                   "seconds": time.perf_counter() - t0, "dev_threshold": float(threshold)}
+                   "seconds": time.perf_counter() - t0, "dev_threshold": float(threshold),
+                   **{f"train_{k}": v for k, v in loss_parts.items()}}
             state.history.append(row)
             checkpoint(epoch, improved)
             if board is not None:
-                for key in ("train_loss", "dev_eer", "dev_auc", "lr"):
+                for key in ("train_loss", "dev_eer", "dev_auc", "lr", *(f"train_{k}" for k in loss_parts)):
                     board.add_scalar(key, row[key], epoch)
                 board.flush()
             epochs_bar.set_postfix(loss=f"{train_loss:.4f}", dev_eer=f"{100 * eer:.2f}%",
@@ -329,6 +357,7 @@ def train(
     summary = {
         "out_dir": str(out_dir),
         "model": config.model.name,
+        "model_kwargs": config.model.kwargs,
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "device": str(device),
         "amp": amp_dtype or False,
@@ -390,6 +419,19 @@ def _replicas_in_sync(model: nn.Module) -> bool:
     return all(x == everyone[0] for x in everyone)
 
 
+def _loss(model: nn.Module, criterion: nn.Module, batch: Any, wave: torch.Tensor, target: torch.Tensor,
+          device: torch.device, amp_dtype: str | None, own_loss: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The training loss of one batch and its named parts (empty for plain cross-entropy)."""
+    with autocast_for(device, amp_dtype is not None, amp_dtype):
+        if own_loss:
+            extras = {k: v.to(device, non_blocking=True) for k, v in batch.extras.items()}
+            loss, parts = model(wave, target=target, extras=extras)
+            return loss.float(), parts
+        logits = model(wave)
+    # The loss runs in float32 even under autocast so class weights and log-softmax stay exact.
+    return criterion(logits.float(), target), {}
+
+
 def _train_epoch(
     model: nn.Module,
     loader: torch.utils.data.DataLoader,
@@ -403,69 +445,69 @@ def _train_epoch(
     epoch: int,
     progress: bool,
     sam: SAM | None = None,
-) -> float:
+    own_loss: bool = False,
+) -> tuple[float, dict[str, float]]:
+    """One epoch; returns the mean loss and the mean of each named loss part."""
     model.train()
     loader.dataset.set_epoch(epoch)
     total, seen = 0.0, 0
+    part_sums: dict[str, float] = {}
     n_batches = len(loader)
     bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress, dynamic_ncols=True)
     optimizer.zero_grad(set_to_none=True)
     for step, batch in enumerate(bar):
         wave = batch.wave.to(device, non_blocking=True)
         target = batch.target.to(device, non_blocking=True)
+
+        def compute() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            return _loss(model, criterion, batch, wave, target, device, amp_dtype, own_loss)
+
         if sam is not None:
-            loss = _sam_step(model, sam, criterion, wave, target, scaler, device, amp_dtype, epoch, step)
+            loss, parts = _sam_step(model, sam, compute, scaler, epoch, step)
             if scheduler is not None:
                 scheduler.step()
-            total += loss.item() * len(batch)
-            seen += len(batch)
-            bar.set_postfix(loss=f"{total / seen:.4f}")
-            continue
-        # The last group of an epoch may be short; scale by its real size so every
-        # optimizer step averages the gradients of the micro-batches it holds.
-        group_start = step - step % grad_accum
-        group = min(grad_accum, n_batches - group_start)
-        boundary = step == group_start + group - 1
-        # DDP all-reduces on every backward unless told not to; between steps that is wasted traffic.
-        sync = model.no_sync() if (not boundary and hasattr(model, "no_sync")) else nullcontext()
-        with sync:
-            with autocast_for(device, amp_dtype is not None, amp_dtype):
-                logits = model(wave)
-            # The loss runs in float32 even under autocast so class weights and log-softmax stay exact.
-            loss = criterion(logits.float(), target)
-            if not torch.isfinite(loss) and not scaler.is_enabled():
-                raise TrainingError(
-                    f"training diverged at epoch {epoch}, step {step + 1} (loss {loss.item()}). Fix: lower optim.lr"
-                )
-            scaler.scale(loss / group).backward()
-        if boundary:
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            if scheduler is not None:
-                scheduler.step()
+        else:
+            # The last group of an epoch may be short; scale by its real size so every
+            # optimizer step averages the gradients of the micro-batches it holds.
+            group_start = step - step % grad_accum
+            group = min(grad_accum, n_batches - group_start)
+            boundary = step == group_start + group - 1
+            # DDP all-reduces on every backward unless told not to; between steps that is wasted traffic.
+            sync = model.no_sync() if (not boundary and hasattr(model, "no_sync")) else nullcontext()
+            with sync:
+                loss, parts = compute()
+                _check_finite(loss, scaler, epoch, step, "")
+                scaler.scale(loss / group).backward()
+            if boundary:
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                if scheduler is not None:
+                    scheduler.step()
         total += loss.item() * len(batch)
+        for name, value in parts.items():
+            part_sums[name] = part_sums.get(name, 0.0) + float(value) * len(batch)
         seen += len(batch)
         bar.set_postfix(loss=f"{total / seen:.4f}")
-    return total / max(seen, 1)
+    seen = max(seen, 1)
+    return total / seen, {name: value / seen for name, value in part_sums.items()}
 
 
-def _sam_step(model: nn.Module, sam: SAM, criterion: nn.Module, wave: torch.Tensor, target: torch.Tensor,
-              scaler: torch.amp.GradScaler, device: torch.device, amp_dtype: str | None, epoch: int,
-              step: int) -> torch.Tensor:
-    """One SAM/ASAM step (see ``benchmark.training.sam``); returns the loss at w."""
-    def loss_at_current_weights() -> torch.Tensor:
-        with autocast_for(device, amp_dtype is not None, amp_dtype):
-            logits = model(wave)
-        return criterion(logits.float(), target)
-
-    loss = loss_at_current_weights()
+def _check_finite(loss: torch.Tensor, scaler: torch.amp.GradScaler, epoch: int, step: int, also: str) -> None:
+    # With fp16 loss scaling an inf step is expected now and then; the scaler skips it.
     if not torch.isfinite(loss) and not scaler.is_enabled():
         raise TrainingError(f"training diverged at epoch {epoch}, step {step + 1} (loss {loss.item()}). "
-                            "Fix: lower optim.lr or optim.sam_rho")
+                            f"Fix: lower optim.lr{also}")
+
+
+def _sam_step(model: nn.Module, sam: SAM, compute: Callable[[], tuple[torch.Tensor, dict[str, torch.Tensor]]],
+              scaler: torch.amp.GradScaler, epoch: int, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One SAM/ASAM step (see ``benchmark.training.sam``); returns the loss and its parts at w."""
+    loss, parts = compute()
+    _check_finite(loss, scaler, epoch, step, " or optim.sam_rho")
     scaler.scale(loss).backward()  # e = rho g/||g|| is invariant to the loss scale
     sam.first_step(zero_grad=True)
     with frozen_bn_stats(model):
-        scaler.scale(loss_at_current_weights()).backward()
+        scaler.scale(compute()[0]).backward()
     sam.second_step(zero_grad=True, scaler=scaler)
-    return loss.detach()
+    return loss.detach(), parts

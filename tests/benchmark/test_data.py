@@ -432,3 +432,14 @@ def test_ddp_shards_are_disjoint_equal_and_cover_the_global_epoch(lengths):
     single = list(TrainBatchSampler(targets, 4, generator=torch.Generator().manual_seed(5), drop_last=True,
                                     lengths=lengths))
     assert [list(x) for x in single[0:6:2]] == [list(x) for x in shards[0]]
+
+
+def test_middle_eval_cut_takes_the_centre_and_tiles_short_clips():
+    from benchmark.data import eval_cut
+
+    x = np.arange(10, dtype=np.float32)
+    assert eval_cut(x, 4, "middle").tolist() == [3, 4, 5, 6]
+    assert eval_cut(x, 4, "tile").tolist() == [0, 1, 2, 3]
+    assert eval_cut(x[:3], 7, "middle").tolist() == [0, 1, 2, 0, 1, 2, 0]
+    with pytest.raises(ValueError, match="unknown crop mode 'end'"):
+        eval_cut(x, 4, "end")

@@ -366,3 +366,64 @@ def test_ddp_two_cpu_processes_with_gloo(built, cache, tmp_path):
     assert (out / "checkpoints" / "best.pt").exists()
     rows = list(csv.DictReader((out / "train_log.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
+
+
+# --- models with their own objective: item transforms, extras, loss parts, systems ------------------
+
+OWN = "own-loss-training-test"
+
+
+class _HalfGain:
+    """Picklable ItemTransform: a random 2000-sample window, halved in level half the time."""
+
+    def __call__(self, wave, rng, *, target, system):
+        start = int(rng.integers(0, max(len(wave) - 2000, 0) + 1))
+        halved = int(rng.integers(0, 2))
+        cut = np.resize(wave[start:start + 2000], 2000) * (0.5 if halved else 1.0)
+        return cut, {"halved": halved, "is_real": int(system == "none")}
+
+
+@MODELS.register(OWN)
+class OwnLossDetector(TinyDetector):
+    own_loss = True
+    uses_systems = True
+
+    def __init__(self, systems: list[str], channels: int = 8):
+        super().__init__(num_samples=2000, channels=channels, dropout=0.0)
+        self.systems = list(systems)
+        self.gain_head = nn.Linear(channels, 2)
+
+    def train_transform(self):
+        return _HalfGain()
+
+    def forward(self, wave, target=None, extras=None):
+        energy = torch.log1p(self.conv(wave.unsqueeze(1)).abs().mean(dim=-1))
+        logits = self.head(energy)
+        if target is None:
+            return logits
+        assert set(extras) == {"halved", "is_real"} and extras["halved"].shape == target.shape
+        assert torch.equal(extras["is_real"], target)  # the transform saw each item's own system name
+        cls = nn.functional.cross_entropy(logits, target)
+        aux = nn.functional.cross_entropy(self.gain_head(energy), extras["halved"])
+        return cls + aux, {"cls": cls.detach(), "aux": aux.detach()}
+
+
+def test_own_loss_model_gets_transform_extras_systems_and_logs_parts(built, cache, tmp_path):
+    summary = train(_own_cfg(built, cache, tmp_path / "own"), progress=False)
+    spoof_codecs = sorted(set(BuiltDataset(str(built), "train", cache_dir=str(cache)).column("codec")) - {"none"})
+    assert summary["model_kwargs"] == {"channels": 4, "systems": spoof_codecs} and spoof_codecs
+    saved = yaml.safe_load((tmp_path / "own/config.yaml").read_text())
+    assert saved["model"]["kwargs"]["systems"] == spoof_codecs
+    rows = list(csv.DictReader((tmp_path / "own/train_log.csv").open()))
+    assert len(rows) == 2 and {"train_cls", "train_aux"} <= set(rows[0])
+    for r in rows:  # the parts are the per-item means that add up to the logged loss
+        assert float(r["train_cls"]) + float(r["train_aux"]) == pytest.approx(float(r["train_loss"]), rel=1e-5)
+    again = train(_own_cfg(built, cache, tmp_path / "own2"), progress=False)  # same seed: same transforms
+    a, b = _weights(tmp_path / "own/checkpoints/last.pt"), _weights(tmp_path / "own2/checkpoints/last.pt")
+    assert again["model_kwargs"] == summary["model_kwargs"] and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _own_cfg(built, cache, out):
+    cfg = _cfg(built, cache, out, {"channels": 4}, class_weights=None, epochs=2)
+    cfg.model.name = OWN
+    return cfg
