@@ -13,6 +13,13 @@ A protocol names its source paper, how it deviates from it, which datasets
   fake is test data.  Both cuts use one hash ranking of the utterance ids, so
   no fake in training shares an utterance with a bona-fide test trial.
 
+Every training item carries a co-training **domain**: the ``domain`` of the train
+(or pool) selection that picked it, by default that selection's dataset name.  The
+co-trained Codecfake protocol thus has two domains, ``asvspoof2019-la`` (vocoder
+fakes) and ``codecfake`` (codec fakes), which ``optim.sampling: cotrain`` keeps in
+fixed proportions in every batch (CSAM).  An item picked by two train selections
+keeps the first one's domain.
+
 Resolution is deterministic given the seed (hash-ranked, never shuffled).
 Filters on the attack side (``attacks``, ``vocoders``, ``vocoder_categories``,
 ``compressions``) select spoofed items only: bona-fide items pass them, so
@@ -24,10 +31,12 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
+import numpy as np
 
 from benchmark.data.readers import DATASETS, DatasetItem, DatasetReader, ItemSource, dataset_help, open_dataset
 from benchmark.data.readers.base import BONAFIDE_CONDITION, ITEM_FIELDS
@@ -67,6 +76,8 @@ class SetSpec:
     condition_by: str = "attack"
     #: Test sets: one test set per selected split (Codecfake C1..C7 each with their own bona fide).
     each_split: bool = False
+    #: Train/pool selections: the co-training domain of the items picked (default: the dataset name).
+    domain: str | None = None
 
 
 @dataclass
@@ -164,6 +175,10 @@ class Protocol:
                     _check_field(bad, f"{key}.conditions.{name}", name)
                 if spec.each_split and (part != "test" or not spec.splits):
                     raise bad(f"{key}.each_split", "only for test selections that list their splits")
+                if spec.domain is not None and part not in ("pool", "train"):
+                    raise bad(f"{key}.domain", "only training (train or pool) selections have a co-training domain")
+                if spec.domain is not None and not spec.domain.strip():
+                    raise bad(f"{key}.domain", "must be a non-empty name; leave it out to use the dataset name")
                 if part == "test":
                     names += [_test_name(spec, s) for s in spec.splits] if spec.each_split else [_test_name(spec)]
         if rule.rule != "official" and rule.pool_test:
@@ -234,6 +249,20 @@ class TestSet:
         return sorted({it.get(self.condition_by) for it in self.items if it.label != BONAFIDE})
 
 
+class DomainItemSource(ItemSource):
+    """An ``ItemSource`` whose items each carry a co-training domain (see the module docstring)."""
+
+    def __init__(self, items: Sequence[DatasetItem], domains: Sequence[str], **kwargs: Any):
+        super().__init__(items, **kwargs)
+        if len(domains) != len(self.items):
+            raise ValueError(f"{self.name}: {len(domains)} domains for {len(self.items)} items")
+        self._domains = np.asarray([str(d) for d in domains])
+
+    def domains(self) -> np.ndarray:
+        """Each item's co-training domain name."""
+        return self._domains
+
+
 @dataclass
 class ResolvedProtocol:
     protocol: Protocol
@@ -241,9 +270,14 @@ class ResolvedProtocol:
     train: list[DatasetItem]
     dev: list[DatasetItem]
     tests: list[TestSet]
+    #: Co-training domain of each ``train`` item (None: every item in one unnamed domain).
+    train_domains: list[str] | None = None
 
     def train_source(self) -> ItemSource:
-        return ItemSource(self.train, name=f"{self.protocol.name}:train")
+        name = f"{self.protocol.name}:train"
+        if self.train_domains is None:
+            return ItemSource(self.train, name=name)
+        return DomainItemSource(self.train, self.train_domains, name=name)
 
     def dev_source(self) -> ItemSource:
         return ItemSource(self.dev, name=f"{self.protocol.name}:dev")
@@ -254,8 +288,11 @@ class ResolvedProtocol:
             bona = sum(it.label == BONAFIDE for it in items)
             return {"bonafide": bona, "spoof": len(items) - bona}
 
-        return {"protocol": self.protocol.name, "seed": self.seed, "train": counts(self.train), "dev": counts(self.dev),
-                "test": {t.name: {**counts(t.items), "conditions": t.conditions()} for t in self.tests}}
+        out = {"protocol": self.protocol.name, "seed": self.seed, "train": counts(self.train), "dev": counts(self.dev),
+               "test": {t.name: {**counts(t.items), "conditions": t.conditions()} for t in self.tests}}
+        if self.train_domains is not None:
+            out["train_domains"] = dict(sorted(Counter(self.train_domains).items()))
+        return out
 
 
 class MissingDatasetError(DataError):
@@ -303,19 +340,26 @@ def resolve(protocol: Protocol, roots: Roots, *, seed: int = 0) -> ResolvedProto
         root, options = _root_and_options(roots[name])
         readers[name] = open_dataset(name, root, **options)
 
-    def pick(specs: Iterable[SetSpec]) -> list[DatasetItem]:
+    # Each picked training item's domain, by object identity (the items live until resolve returns).
+    domain_of: dict[int, str] = {}
+
+    def pick(specs: Iterable[SetSpec], training: bool = False) -> list[DatasetItem]:
         out: dict[str, DatasetItem] = {}
         for spec in specs:
             for it in select(readers[spec.dataset], spec):
-                out.setdefault(f"{spec.dataset}/{it.utt_id}", it)
+                key = f"{spec.dataset}/{it.utt_id}"
+                if key not in out:
+                    out[key] = it
+                    if training:
+                        domain_of[id(it)] = spec.domain or spec.dataset
         return [out[k] for k in sorted(out)]
 
     tests: list[TestSet] = []
     rule = protocol.split
     if rule.rule == "official":
-        train, dev = pick(protocol.train), pick(protocol.dev)
+        train, dev = pick(protocol.train, training=True), pick(protocol.dev)
     else:
-        pool = pick(protocol.pool)
+        pool = pick(protocol.pool, training=True)
         parts = split_pool(pool, rule, seed)
         train, dev = parts["train"], parts["dev"]
         if rule.pool_test:
@@ -332,7 +376,7 @@ def resolve(protocol: Protocol, roots: Roots, *, seed: int = 0) -> ResolvedProto
             raise DataError(f"protocol '{protocol.name}': {name} selects no items. "
                             "Fix: check its filters against the dataset (splits, vocoders, languages)")
     _check_disjoint(protocol.name, train, dev, tests)
-    return ResolvedProtocol(protocol, seed, train, dev, tests)
+    return ResolvedProtocol(protocol, seed, train, dev, tests, [domain_of[id(it)] for it in train])
 
 
 def select(reader: DatasetReader, spec: SetSpec) -> list[DatasetItem]:

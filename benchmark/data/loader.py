@@ -3,7 +3,9 @@
 Training crops are drawn from a generator seeded by (seed, epoch, index), so
 they do not depend on worker count, worker order or whether a run was
 resumed; only the shuffle order uses the loader's generator, whose state the
-trainer checkpoints.
+trainer checkpoints.  A fixed training cut (``train_crop`` "first"/"middle")
+gives every epoch the same samples, which is what lets a frozen front-end's
+feature cache hit after the first epoch.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from benchmark.data.cotrain import CoTrainBatchSampler
 from benchmark.data.labels import label_to_target, labels_to_targets
 from benchmark.data.source import AudioSource
 from codecfake_build.audio import tile_to_length
 
 CROPS = ("tile", "middle")
+#: Training cuts: a random window, or the same fixed window every epoch.
+TRAIN_CROPS = ("random", "first", "middle")
 
 
 class ItemTransform(Protocol):
@@ -70,7 +75,8 @@ class WaveformDataset(Dataset):
 
     ``num_samples=None`` keeps whole clips (variable-length models); then
     ``max_samples`` optionally caps them the same way (random window in
-    training, first samples in evaluation) to bound memory.
+    training, first samples in evaluation) to bound memory.  ``train_crop``
+    "first"/"middle" replaces the random training window by that fixed one.
     """
 
     def __init__(
@@ -83,15 +89,19 @@ class WaveformDataset(Dataset):
         crop: str = "tile",
         max_samples: int | None = None,
         transform: ItemTransform | None = None,
+        train_crop: str = "random",
     ):
         if crop not in CROPS:
             raise ValueError(f"unknown crop mode '{crop}'; choose one of: {', '.join(CROPS)}")
+        if train_crop not in TRAIN_CROPS:
+            raise ValueError(f"unknown training crop '{train_crop}'; choose one of: {', '.join(TRAIN_CROPS)}")
         self.source = source
         self.num_samples = num_samples
         self.train = train
         self.seed = seed
         self.crop = crop
         self.max_samples = max_samples
+        self.train_crop = train_crop
         self.transform = transform if train else None
         self.systems = system_names(source) if self.transform is not None else None
         self.epoch = 0
@@ -106,8 +116,10 @@ class WaveformDataset(Dataset):
         n = self.num_samples if self.num_samples is not None else self.max_samples
         if n is None or (self.num_samples is None and len(wave) <= n):
             return wave
-        if self.train:
+        if self.train and self.train_crop == "random":
             return random_crop(wave, n, np.random.default_rng((self.seed, self.epoch, index)))
+        if self.train:
+            return eval_cut(wave, n, "tile" if self.train_crop == "first" else "middle")
         return eval_cut(wave, n, self.crop)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -308,6 +320,8 @@ def make_loader(
     rank: int = 0,
     world_size: int = 1,
     transform: ItemTransform | None = None,
+    train_crop: str = "random",
+    domains: Sequence[str] | np.ndarray | None = None,
 ) -> DataLoader:
     """A DataLoader of ``Batch``es.  Its ``generator`` drives shuffling; save
     ``loader.generator.get_state()`` to resume mid-run with identical order.
@@ -315,11 +329,13 @@ def make_loader(
     ``drop_last`` defaults to True in training (a trailing batch of one breaks
     BatchNorm) unless the data is smaller than one batch.  Training batches come from
     ``TrainBatchSampler`` (``oversample`` balances the classes; ``rank``/``world_size``
-    shard them for DDP); evaluation is one deterministic pass.  ``transform`` (training
-    only) replaces the random crop with a model's own ``ItemTransform``.
+    shard them for DDP), or, given each item's ``domains``, from ``CoTrainBatchSampler``
+    (fixed per-batch domain counts, always full batches, no length buckets); evaluation
+    is one deterministic pass.  ``transform`` (training only) replaces the training crop
+    with a model's own ``ItemTransform``; ``train_crop`` picks that crop (``TRAIN_CROPS``).
     """
     dataset = WaveformDataset(source, num_samples=num_samples, train=train, seed=seed, crop=crop,
-                              max_samples=max_samples, transform=transform)
+                              max_samples=max_samples, transform=transform, train_crop=train_crop)
     if drop_last is None:
         drop_last = train and len(dataset) > batch_size
     # An own generator also keeps evaluation from consuming the global torch RNG.
@@ -331,6 +347,13 @@ def make_loader(
         lengths = source.durations() * source.sample_rate
         if max_samples is not None:
             lengths = np.minimum(lengths, max_samples)
+    if train and domains is not None:
+        if oversample:
+            raise ValueError("co-training batches and oversampling exclude each other; choose one")
+        if len(domains) != len(dataset):
+            raise ValueError(f"{len(domains)} domains for {len(dataset)} training items")
+        sampler = CoTrainBatchSampler(domains, batch_size, generator=generator, rank=rank, world_size=world_size)
+        return DataLoader(dataset, batch_sampler=sampler, **common)
     if train:
         if oversample and source.labels is None:
             raise ValueError("oversampling needs labelled training data")

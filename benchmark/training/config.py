@@ -109,7 +109,15 @@ class OptimConfig:
     grad_accum: int = 1
     #: "oversample": every epoch repeats the smaller class up to the larger one (FD-ADD's
     #: recipe); "shuffle": each item once.  Class weights are a separate switch.
-    sampling: Literal["shuffle", "oversample"] = "shuffle"
+    #: "cotrain": every batch holds each training domain in fixed proportions (Codecfake's
+    #: CSAM co-training, ``benchmark.data.cotrain``); needs a training source with domains,
+    #: i.e. a protocol's resolved training set (each train selection is one domain).
+    sampling: Literal["shuffle", "oversample", "cotrain"] = "shuffle"
+    #: Training cut of fixed-length models: "random" window per epoch (the AASIST recipe), or
+    #: one fixed cut per utterance, "first" N samples (Codecfake caches the first 64,600) or
+    #: "middle" N.  A fixed cut lets a frozen SSL front-end's feature cache hit from epoch 2.
+    #: (Here, not under data:, because recipes carry optim settings and run all sets data.)
+    train_crop: Literal["random", "first", "middle"] = "random"
     num_workers: int = 4
     #: Sharpness-aware minimisation around Adam (Codecfake's SAM/ASAM; CSAM = SAM plus
     #: co-training batches): two forward/backward passes per step, BN stats frozen on the second.
@@ -184,6 +192,8 @@ class TrainConfig:
             raise bad("optim.step_gamma", f"must be in (0, 1], got {o.step_gamma}")
         if o.sam != "none" and o.grad_accum != 1:
             raise bad("optim.sam", "SAM needs the whole batch's gradient before it perturbs; set optim.grad_accum: 1")
+        if o.sampling == "cotrain" and o.batch_size < 2:
+            raise bad("optim.batch_size", "co-training batches hold every domain (at least two); set it >= 2")
         if o.sam_rho < 0:
             raise bad("optim.sam_rho", f"must be >= 0, got {o.sam_rho}")
         if o.num_workers < 0:

@@ -1,7 +1,9 @@
 """The training loop: weighted cross-entropy, Adam, dev EER/AUC every epoch,
 atomic checkpoints, bit-exact resume, early stopping, gradient accumulation,
 mixed precision (fp16/bf16) on CUDA, CSV + TensorBoard logs, and multi-GPU
-data parallelism under ``torchrun`` (NCCL on GPUs, gloo on CPU).
+data parallelism under ``torchrun`` (NCCL on GPUs, gloo on CPU).  ``optim.sampling:
+cotrain`` draws batches with fixed per-domain counts (CSAM, ``benchmark.data.cotrain``)
+from a source that tags its items with domains (a protocol's resolved training set).
 
 Distributed runs: every rank builds the same model and data from the same
 seed, trains on its own shard of each epoch's global batch list (see
@@ -142,6 +144,25 @@ def _fill_systems(config: TrainConfig, train_src: Any) -> None:
                            "systems": sorted({n for n, t in zip(names, targets) if t == TARGET_SPOOF})}
 
 
+def _cotrain_domains(config: TrainConfig, train_src: Any) -> np.ndarray | None:
+    """Each training item's domain when ``optim.sampling`` is "cotrain" (else None)."""
+    if config.optim.sampling != "cotrain":
+        return None
+    if not hasattr(train_src, "domains"):
+        raise TrainingError(
+            f"optim.sampling 'cotrain' needs training items tagged with their domain, and "
+            f"{type(train_src).__name__} ({config.data.dataset}) has none. Fix: train through a protocol "
+            "(run all, e.g. codecfake-training_co-trained: each train selection is one domain) or set "
+            "optim.sampling: shuffle")
+    domains = np.asarray(train_src.domains())
+    names = sorted(set(domains.tolist()))
+    if len(names) < 2:
+        raise TrainingError(
+            f"optim.sampling 'cotrain' needs at least two training domains, got {names}. Fix: train on a "
+            "co-training protocol (two or more train selections, or `domain:` keys) or set optim.sampling: shuffle")
+    return domains
+
+
 def _check_classes(labels: np.ndarray, what: str, split: str) -> dict[str, int]:
     counts = class_counts(labels)
     empty = [k for k, v in counts.items() if v == 0]
@@ -221,11 +242,15 @@ def train(
     crop = getattr(model, "crop", "tile")
     own_loss = getattr(model, "own_loss", False)
     transform = model.train_transform() if hasattr(model, "train_transform") else None
+    if transform is not None and o.train_crop != "random":
+        log.warning("optim.train_crop: %s ignored: model %s cuts its training clips in its own transform",
+                    o.train_crop, config.model.name)
+    domains = _cotrain_domains(config, train_src)
     loader_args = dict(batch_size=o.batch_size, num_samples=num_samples, crop=crop, max_samples=d.max_samples,
                        num_workers=o.num_workers, seed=config.seed, pin_memory=device.type == "cuda")
     train_loader = make_loader(train_src, train=True, oversample=o.sampling == "oversample",
                                rank=dist_env.rank, world_size=dist_env.world_size, transform=transform,
-                               **loader_args)
+                               train_crop=o.train_crop, domains=domains, **loader_args)
     dev_loader = make_loader(dev_src, train=False, **loader_args)
     if len(train_loader) == 0:
         raise TrainingError(f"training split '{d.train_split}' yields no batches. Fix: lower optim.batch_size")
@@ -366,6 +391,8 @@ def train(
         "grad_accum": o.grad_accum,
         "effective_batch_size": o.batch_size * o.grad_accum * dist_env.world_size,
         "sampling": o.sampling,
+        "train_crop": o.train_crop,
+        "cotrain_slots": getattr(train_loader.batch_sampler, "slots_by_domain", None),
         "early_stopping_on": config.early_stopping.on,
         "epochs_completed": state.epoch,
         "epochs_max": o.epochs,

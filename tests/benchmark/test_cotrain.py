@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.data import BuiltDataset, make_loader
 from benchmark.data.cotrain import CoTrainBatchSampler, domain_slots
+from benchmark.training import TrainingError, train
+from tests.benchmark.test_data import write_built_dataset
+from tests.benchmark.test_training import _weights, make_config
 
 
 def test_slots_follow_domain_shares():
@@ -65,3 +69,117 @@ def test_ranks_split_the_global_batches():
                                       world_size=3)) for r in range(3)]
     assert all(len(p) == len(whole) // 3 for p in parts)
     assert parts[1][0] == whole[1] and parts[2][1] == whole[5]
+
+
+# --- wired into the loader and the trainer (optim.sampling: cotrain) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return write_built_dataset(tmp_path_factory.mktemp("built"), {"train": 32, "validation": 16})
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("hfcache")
+
+
+class TaggedSource:
+    """A training source whose items carry a co-training domain (as a resolved protocol's do);
+    it logs the indices read, in order, so tests see the batches the trainer drew."""
+
+    def __init__(self, source, domains):
+        self.source, self._domains, self.reads = source, np.asarray(domains), []
+
+    def __getattr__(self, name):
+        return getattr(self.source, name)
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, index):
+        self.reads.append(int(index))
+        return self.source[index]
+
+    def domains(self):
+        return self._domains
+
+
+def _tagged(built, cache, n_vocoder=8):
+    src = BuiltDataset(str(built), "train", cache_dir=str(cache))  # 32 items
+    return TaggedSource(src, ["codec"] * (len(src) - n_vocoder) + ["vocoder"] * n_vocoder)
+
+
+def _dev(built, cache):
+    return BuiltDataset(str(built), "validation", cache_dir=str(cache))
+
+
+def _batches(reads, size):
+    return [reads[i:i + size] for i in range(0, len(reads), size)]
+
+
+def test_loader_batches_hold_the_slots_and_shard_across_ranks(built, cache):
+    src = _tagged(built, cache)
+    kw = dict(batch_size=8, train=True, num_samples=2000, seed=3, domains=src.domains())
+    loader = make_loader(src, **kw)
+    assert loader.batch_sampler.slots_by_domain == {"codec": 6, "vocoder": 2} and len(loader) == 4
+    batches = [[src.source.filenames.index(f) for f in b.filenames] for b in loader]
+    assert all(Counter(src.domains()[b]) == {"codec": 6, "vocoder": 2} for b in batches)
+    whole = list(make_loader(src, **kw).batch_sampler)
+    ranks = [list(make_loader(src, rank=r, world_size=2, **kw).batch_sampler) for r in range(2)]
+    assert ranks[0] == whole[0::2] and ranks[1] == whole[1::2]
+    with pytest.raises(ValueError, match="exclude each other"):
+        make_loader(src, oversample=True, **kw)
+
+
+def test_trainer_draws_cotrain_batches_and_resumes_exactly(built, cache, tmp_path):
+    straight_src = _tagged(built, cache)
+    cfg = make_config(built, cache, tmp_path / "straight", sampling="cotrain")
+    summary = train(cfg, progress=False, sources=(straight_src, _dev(built, cache)))
+    assert summary["sampling"] == "cotrain" and summary["cotrain_slots"] == {"codec": 6, "vocoder": 2}
+    batches = _batches(straight_src.reads, 8)
+    assert len(batches) == 3 * 4  # 3 epochs of 32 // 8 batches
+    assert all(Counter(straight_src.domains()[b]) == {"codec": 6, "vocoder": 2} for b in batches)
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_first(row):
+        if row["epoch"] == 1:
+            raise Crash
+
+    crashed = tmp_path / "crashed"
+    with pytest.raises(Crash):
+        train(make_config(built, cache, crashed, sampling="cotrain"), progress=False,
+              sources=(_tagged(built, cache), _dev(built, cache)), on_epoch_end=crash_after_first)
+    torch.manual_seed(999)  # a fresh process's global RNG: resume must not depend on it
+    np.random.seed(999)
+    resumed_src = _tagged(built, cache)
+    train(make_config(built, cache, crashed, sampling="cotrain"), progress=False,
+          sources=(resumed_src, _dev(built, cache)))
+    assert _batches(resumed_src.reads, 8) == batches[4:]  # epochs 2-3: the same batches in the same order
+    a, b = _weights(tmp_path / "straight/checkpoints/last.pt"), _weights(crashed / "checkpoints/last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cotrain_without_domains_is_a_one_line_error(built, cache, tmp_path):
+    with pytest.raises(TrainingError, match=r"needs training items tagged with their domain.*Fix: train through a "
+                                            r"protocol") as err:
+        train(make_config(built, cache, tmp_path / "plain", sampling="cotrain"), progress=False)
+    assert "\n" not in str(err.value)
+    one = TaggedSource(BuiltDataset(str(built), "train", cache_dir=str(cache)), ["codec"] * 32)
+    with pytest.raises(TrainingError, match=r"at least two training domains, got \['codec'\]"):
+        train(make_config(built, cache, tmp_path / "one", sampling="cotrain"), progress=False,
+              sources=(one, _dev(built, cache)))
+
+
+def test_cotrain_config_values():
+    from benchmark.training import ConfigError, TrainConfig
+
+    base = {"data": {"dataset": "x"}, "model": {"name": "lcnn"}, "out_dir": "o"}
+    cfg = TrainConfig.from_dict({**base, "optim": {"sampling": "cotrain", "sam": "sam"}})
+    assert cfg.optim.sampling == "cotrain" and cfg.optim.train_crop == "random"
+    with pytest.raises(ConfigError, match="optim.batch_size.*at least two"):
+        TrainConfig.from_dict({**base, "optim": {"sampling": "cotrain", "batch_size": 1}})
+    with pytest.raises(ConfigError, match="optim.sampling"):
+        TrainConfig.from_dict({**base, "optim": {"sampling": "co-train"}})

@@ -184,3 +184,40 @@ def test_missing_datasets_are_all_reported_with_download_links(tmp_path):
     assert [ln.split(":")[0] for ln in lines] == ["decro", "in-the-wild", "wavefake"]
     assert "zenodo.org/records/7603208" in lines[0] and "deepfake-total.com" in lines[1] and "is not a folder" in lines[2]
     assert "\n" not in str(err.value)
+
+
+# --- co-training domains (optim.sampling: cotrain) -------------------------------------------------------------
+
+
+def _cotrained(**train_extra):
+    """The co-trained protocol's train/dev selections; tests limited to what the miniatures hold."""
+    base = load_protocol("codecfake-training_co-trained").to_dict()
+    base["train"] = [{**spec, **train_extra.get(spec["dataset"], {})} for spec in base["train"]]
+    base["test"] = [{"dataset": "in-the-wild", "name": "ITW"}]
+    return Protocol.from_dict(base, source="co.yaml")
+
+
+def test_train_items_carry_their_selection_domain(tmp_path):
+    roots = {"asvspoof2019-la": make_asvspoof2019(tmp_path / "19"), "codecfake": make_codecfake(tmp_path / "cf"),
+             "in-the-wild": make_in_the_wild(tmp_path / "itw")}
+    r = resolve(_cotrained(), roots)
+    src = r.train_source()
+    domains = src.domains()
+    assert len(domains) == len(src) == len(r.train)
+    by_id = dict(zip(src.filenames, domains))
+    assert {by_id[u] for u in ("LA_T_1000001", "LA_T_1138215", "LA_T_1271820")} == {"asvspoof2019-la"}
+    n_codec = sum(it.split == "train" and not it.utt_id.startswith("LA_") for it in r.train)
+    assert r.summary()["train_domains"] == {"asvspoof2019-la": 3, "codecfake": n_codec} and n_codec > 0
+    named = resolve(_cotrained(**{"asvspoof2019-la": {"domain": "vocoder"}, "codecfake": {"domain": "codec"}}), roots)
+    assert sorted(set(named.train_source().domains())) == ["codec", "vocoder"]
+    # A ratio split's training items take their pool selection's domain.
+    wf = resolve(load_protocol("inner-dataset_wavefake"), {"wavefake": make_wavefake(tmp_path / "wf")})
+    assert set(wf.train_source().domains()) == {"wavefake"}
+
+
+def test_domain_only_on_training_selections():
+    with pytest.raises(ConfigError, match=r"key 'test\[0\].domain': only training"):
+        Protocol.from_dict({"name": "p", "family": "cross-dataset", "paper": "a", "description": "d",
+                            "train": [{"dataset": "asvspoof2019-la", "splits": ["train"]}],
+                            "dev": [{"dataset": "asvspoof2019-la", "splits": ["dev"]}],
+                            "test": [{"dataset": "in-the-wild", "domain": "x"}]}, source="p.yaml")
