@@ -113,6 +113,7 @@ class Wav2CLIPDetector(ResNet18Spec):
     """``create_model("wav2clip", **overrides)`` accepts any ``Wav2CLIPConfig`` field."""
 
     config = Wav2CLIPConfig()
+    crop = "middle"  # FD-ADD evaluates the middle 3 s
 
     def __init__(self, **overrides):
         cfg = configure(self, overrides)

@@ -88,3 +88,49 @@ def test_wav2clip_bad_checkpoints_give_one_line(tmp_path):
     with pytest.raises(Wav2CLIPWeightsError, match=r"does not fit this ResNet") as err:
         create_model("wav2clip", checkpoint=str(ckpt))  # full ResNet18
     assert "\n" not in str(err.value)
+
+
+# ---------------------------------------------------------------- w2v2-base-ft / wavlm-base-ft
+
+@pytest.fixture(scope="module")
+def tiny_ssl(tmp_path_factory):
+    from tests.benchmark.test_ssl_frontend import make_tiny
+
+    root = tmp_path_factory.mktemp("ssl")
+    return {k: str(make_tiny(k, root / k)) for k in ("wav2vec2", "wavlm")}
+
+
+@pytest.mark.parametrize("name,kind", [("w2v2-base-ft", "wav2vec2"), ("wavlm-base-ft", "wavlm")])
+def test_ssl_finetune_is_mean_pooled_last_hidden_state(tiny_ssl, name, kind):
+    from transformers import AutoModel
+
+    model = create_model(name, ssl_model=tiny_ssl[kind]).eval()
+    assert model.num_samples == 48000 and model.crop == "middle"
+    wave = torch.randn(2, 48000)
+    ref = AutoModel.from_pretrained(tiny_ssl[kind]).eval()
+    with torch.no_grad():
+        expected = ref(wave).last_hidden_state.mean(dim=1)  # raw waveform in, as FD-ADD
+        assert torch.allclose(model.embed(wave), expected, atol=1e-5)
+        assert torch.allclose(model(wave), model.fc(expected), atol=1e-5)
+    # Every transformer layer is kept and trained; the CNN feature encoder stays frozen.
+    assert len(model.frontend.ssl.encoder.layers) == ref.config.num_hidden_layers
+    model.train()
+    model.frontend.ssl.config.layerdrop = 0.0
+    model(wave).sum().backward()
+    assert model.frontend.ssl.encoder.layers[-1].feed_forward.output_dense.weight.grad is not None
+    assert all(p.grad is None for p in model.frontend.ssl.feature_extractor.parameters())
+    assert model.frontend_params() + model.backend_params() == sum(p.numel() for p in model.parameters())
+    assert model.backend_params() == 2 * 32 + 2
+
+
+def test_ssl_finetune_defaults_and_missing_weights(monkeypatch, tmp_path):
+    from benchmark.frontends.ssl import SSLWeightsError
+    from benchmark.models.ssl_finetune import WAVLM_BASE, W2V2_BASE, WavLMBaseFinetune, Wav2Vec2BaseFinetune
+
+    assert (Wav2Vec2BaseFinetune.default_ssl, WavLMBaseFinetune.default_ssl) == (W2V2_BASE, WAVLM_BASE)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SSLWeightsError) as err:
+        create_model("w2v2-base-ft", ssl_model=str(tmp_path / "nowhere"))
+    assert "\n" not in str(err.value) and "Fix:" in str(err.value)
+    with pytest.raises(TypeError, match="Valid options: ssl_model"):
+        create_model("wavlm-base-ft", layers=3)
