@@ -13,6 +13,10 @@ front-ends.
   (layer 5 of a 24-layer model runs 6 layers).  One more layer than needed is
   kept because stable-layer-norm models apply their final LayerNorm to the last
   hidden state only, so ``hidden_states[layer]`` must not be the last one.
+* ``layers=[8, 16, 24]`` returns several hidden states from one pass, stacked as
+  ``(B, len(layers), hidden, frames)`` (WaveSpec's three scales); the model is cut
+  above the highest one.  Each slice equals the single-``layer`` output for that
+  layer, and the feature cache stores the stack under a key naming all the layers.
 * ``finetune=False`` (Codecfake): the SSL model is frozen, kept in eval mode and
   left out of ``parameters()`` and ``state_dict()``, so checkpoints and optimisers
   hold the back-end only.  With a ``cache_dir`` its features are stored in a
@@ -29,7 +33,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -127,15 +131,24 @@ def _ssl_shape(model: str | Path, local_files_only: bool | None) -> Any:
 class SSLFrontend(nn.Module):
     def __init__(self, model: str | Path = XLSR_300M, layer: int = 5, finetune: bool = False,
                  cache_dir: str | Path | None = None, normalize: bool | None = None,
-                 freeze_feature_encoder: bool = True, local_files_only: bool | None = None):
+                 freeze_feature_encoder: bool = True, local_files_only: bool | None = None,
+                 layers: Sequence[int] | None = None):
         super().__init__()
-        self.model_id, self.layer, self.finetune = str(model), layer, finetune
+        self.model_id, self.finetune = str(model), finetune
+        #: Multi-layer mode: the hidden_states indices returned together (None = single ``layer``).
+        self.layers = None if layers is None else tuple(int(i) for i in layers)
+        if self.layers is not None and not self.layers:
+            raise ValueError(f"{model}: layers is empty. Fix: pass at least one hidden_states index, e.g. [8, 16, 24]")
+        # The highest layer needed decides where the model is cut.
+        self.layer = layer if self.layers is None else max(self.layers)
         self._local_files_only, self._freeze_feature_encoder = local_files_only, freeze_feature_encoder
         cfg = load_ssl_model(model, local_files_only=local_files_only).config if finetune else \
             _ssl_shape(model, local_files_only)
-        if not 0 <= layer <= cfg.num_hidden_layers:
-            raise ValueError(f"{model}: layer {layer} out of range; this model has hidden_states[0.."
-                             f"{cfg.num_hidden_layers}]. Fix: pass ssl_layer between 0 and {cfg.num_hidden_layers}")
+        for wanted in (layer,) if self.layers is None else self.layers:
+            if not 0 <= wanted <= cfg.num_hidden_layers:
+                raise ValueError(f"{model}: layer {wanted} out of range; this model has hidden_states[0.."
+                                 f"{cfg.num_hidden_layers}]. Fix: pass SSL layers between 0 and "
+                                 f"{cfg.num_hidden_layers}")
         self.normalize = _wants_normalize(model, cfg) if normalize is None else normalize
         self.hidden_size = cfg.hidden_size
         self._conv = list(zip(cfg.conv_kernel, cfg.conv_stride))
@@ -202,16 +215,21 @@ class SSLFrontend(nn.Module):
         if self.cache_dir is None:
             return None
         if self._cache is None:
+            # Single-layer keys are unchanged by the multi-layer option, so existing caches stay valid.
+            which = {"layer": self.layer} if self.layers is None else {"layers": list(self.layers)}
             prefix = json.dumps({"v": 1, "model": self.model_id, "weights": fingerprint_state(self.ssl_model),
-                                 "layer": self.layer, "normalize": self.normalize})
+                                 **which, "normalize": self.normalize})
             self._cache = FeatureCache(self.cache_dir, prefix)
         return self._cache
 
     def compute(self, wave: torch.Tensor) -> torch.Tensor:
-        """Features without the cache: ``(B, T)`` -> ``(B, hidden, frames)``."""
+        """Features without the cache: ``(B, T)`` -> ``(B, hidden, frames)``, or
+        ``(B, len(layers), hidden, frames)`` in multi-layer mode."""
         x = normalize_waveform(wave) if self.normalize else wave
-        out = self.ssl_model(x, output_hidden_states=True)
-        return out.hidden_states[self.layer].transpose(1, 2)
+        hidden = self.ssl_model(x, output_hidden_states=True).hidden_states
+        if self.layers is None:
+            return hidden[self.layer].transpose(1, 2)
+        return torch.stack([hidden[i] for i in self.layers], dim=1).transpose(2, 3)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         if self._frozen is None:
