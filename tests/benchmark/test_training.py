@@ -427,3 +427,91 @@ def _own_cfg(built, cache, out):
     cfg = _cfg(built, cache, out, {"channels": 4}, class_weights=None, epochs=2)
     cfg.model.name = OWN
     return cfg
+
+
+# --- fixed training crops and the frozen-SSL feature cache -------------------------------------------
+
+CACHED_SSL = "cached-ssl-training-test"
+
+
+@MODELS.register(CACHED_SSL)
+class CachedSSLDetector(Detector):
+    """A frozen tiny wav2vec2 with a feature cache and a linear head (the W2V2-* set-up, in miniature)."""
+
+    num_samples = 2000
+
+    def __init__(self, ssl_model: str, feature_cache: str):
+        super().__init__()
+        from benchmark.frontends.ssl import SSLFrontend
+
+        self.frontend = SSLFrontend(ssl_model, layer=1, cache_dir=feature_cache)
+        self.head = nn.Linear(self.frontend.num_features, 2)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.head(self.frontend(wave).mean(dim=-1))
+
+
+def _ssl_forwards_per_epoch(built, cache, tmp_path, monkeypatch, train_crop: str) -> list[int]:
+    """Clips the SSL model computed in each epoch (training and dev), with a fresh feature cache."""
+    from benchmark.frontends.ssl import SSLFrontend
+    from tests.benchmark.test_ssl_frontend import make_tiny
+
+    computed: list[int] = []
+    real = SSLFrontend.compute
+    monkeypatch.setattr(SSLFrontend, "compute", lambda self, wave: computed.append(len(wave)) or real(self, wave))
+    tiny = tmp_path / "tiny-w2v2"
+    if not tiny.exists():
+        make_tiny("wav2vec2", tiny)
+    out = tmp_path / train_crop
+    cfg = _cfg(built, cache, out, {"ssl_model": str(tiny), "feature_cache": str(out / "features")},
+               epochs=2, train_crop=train_crop)
+    cfg.model.name = CACHED_SSL
+    per_epoch: list[int] = []
+    train(cfg, progress=False, on_epoch_end=lambda row: per_epoch.append(sum(computed) - sum(per_epoch)))
+    return per_epoch
+
+
+def test_fixed_training_crop_lets_the_feature_cache_hit_from_epoch_two(built, cache, tmp_path, monkeypatch):
+    # 32 training + 16 dev clips of 800-6000 samples cut to 2,000: epoch 1 computes all 48.
+    assert _ssl_forwards_per_epoch(built, cache, tmp_path, monkeypatch, "first") == [48, 0]
+    # Random windows: every long training clip is new to the cache in epoch 2 (dev, cut the same way, still hits).
+    random = _ssl_forwards_per_epoch(built, cache, tmp_path, monkeypatch, "random")
+    assert random[0] == 48 and random[1] > 10
+
+
+def test_training_crops_cut_the_same_window_every_epoch(built, cache):
+    src = BuiltDataset(str(built), "train", cache_dir=str(cache))
+    long = next(i for i in range(len(src)) if len(src[i].wave) > 2200)
+    for crop, start in (("first", 0), ("middle", (len(src[long].wave) - 2000) // 2)):
+        loader = make_loader(src, batch_size=4, train=True, num_samples=2000, train_crop=crop)
+        cuts = []
+        for epoch in (1, 2):
+            loader.dataset.set_epoch(epoch)
+            cuts.append(loader.dataset[long]["wave"])
+        np.testing.assert_array_equal(cuts[0], cuts[1])
+        np.testing.assert_array_equal(cuts[0], src[long].wave[start:start + 2000])
+    with pytest.raises(ValueError, match="unknown training crop 'last'"):
+        make_loader(src, batch_size=4, train=True, num_samples=2000, train_crop="last")
+
+
+def test_float16_feature_cache_halves_entries_and_round_trips(tmp_path, monkeypatch):
+    from benchmark.frontends.feature_cache import FeatureCache
+
+    feats = torch.randn(1024, 201) * 3
+    wave = torch.randn(64600)
+    full, half = FeatureCache(tmp_path, "p"), FeatureCache(tmp_path, "p", dtype="float16")
+    assert full.key(wave) != half.key(wave)  # the two precisions never read each other's entries
+    full.put(full.key(wave), feats)
+    stored = half.put(half.key(wave), feats)
+    back = half.get(half.key(wave))
+    assert back.dtype == torch.float32 and torch.equal(back, stored)  # the writing epoch sees what later reads see
+    assert float(((back - feats).abs() / feats.abs().clamp_min(1e-3)).max()) <= 2 ** -11
+    assert half.path(half.key(wave)).stat().st_size < 0.51 * full.path(full.key(wave)).stat().st_size
+    assert torch.equal(full.get(full.key(wave)), feats)
+    big = torch.full((4,), 1e6)  # beyond float16's range: kept in float32 rather than stored as inf
+    assert torch.equal(half.put(half.key(big), big), big) and torch.equal(half.get(half.key(big)), big)
+    monkeypatch.setenv("CODECFAKE_CACHE_DTYPE", "float16")
+    assert FeatureCache(tmp_path, "p").dtype == "float16"
+    monkeypatch.setenv("CODECFAKE_CACHE_DTYPE", "fp8")
+    with pytest.raises(ValueError, match=r"\$CODECFAKE_CACHE_DTYPE 'fp8' is not a storage precision"):
+        FeatureCache(tmp_path, "p")
