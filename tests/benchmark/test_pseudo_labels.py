@@ -4,6 +4,7 @@ handling, real ffmpeg bitrates, determinism, synthesizer labels, F0 target, pick
 from __future__ import annotations
 
 import pickle
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -174,7 +175,8 @@ def test_random_draws_cover_the_tables():
 # ---- compression through the real ffmpeg -------------------------------------------------
 
 
-def test_ffmpeg_runs_at_the_labelled_bitrate(ffmpeg_ok, monkeypatch):
+def test_ffmpeg_runs_at_the_labelled_bitrate(ffmpeg_ok, monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where ffmpeg's scratch files go
     seen = []
     real = ffmpeg_mod.ffmpeg_encode_decode
 
@@ -201,6 +203,7 @@ def test_ffmpeg_runs_at_the_labelled_bitrate(ffmpeg_ok, monkeypatch):
         corr = np.corrcoef(y, x[:N])[0, 1]
         assert corr > 0.9, (setting.name, corr)
     assert len(seen) == 9
+    assert list(tmp_path.iterdir()) == []  # no scratch files left behind
 
 
 def test_ffmpeg_failure_is_one_line(monkeypatch):
