@@ -287,3 +287,47 @@ def test_f0_of_a_sine_and_frame_count():
     pitch = yin_pitch(np.sin(2 * np.pi * 200 * t))
     assert pitch.shape == (192,) and np.allclose(pitch, 200.0)
     assert f0_frames(1000) == 1 and yin_pitch(np.zeros(1000)).tolist() == [0.0]
+
+
+class _MemorySource:
+    """Four clips in memory, dataset labels (bonafide=0), each with its system name."""
+
+    sample_rate = SR
+
+    def __init__(self):
+        self.rows = [(_signal(20000 + 9000 * i, i), label, system)
+                     for i, (label, system) in enumerate([(0, "bonafide"), (1, "melgan"), (1, "waveglow"), (0, "-")])]
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        wave, label, system = self.rows[i]
+        return wave, label, {"filename": f"{i}.wav", "system": system}
+
+    def meta(self, i):
+        return self.__getitem__(i)[2]
+
+    @property
+    def labels(self):
+        return np.array([r[1] for r in self.rows])
+
+    @property
+    def filenames(self):
+        return [f"{i}.wav" for i in range(len(self.rows))]
+
+    def durations(self):
+        return np.array([len(r[0]) / SR for r in self.rows])
+
+
+def test_training_loader_batches_the_pseudo_labels():
+    from benchmark.data.loader import make_loader
+
+    loader = make_loader(_MemorySource(), batch_size=4, train=True, num_samples=N, seed=3,
+                         transform=_no_codec(f0=True))
+    batch = next(iter(loader))
+    assert batch.wave.shape == (4, N)
+    assert set(batch.extras) == set(EXTRA_KEYS) | {"f0"} and tuple(batch.extras["f0"].shape) == (4, 192)
+    by_file = dict(zip(batch.filenames, batch.extras["synthesizer"].tolist()))
+    assert by_file == {"0.wav": 0, "1.wav": 2, "2.wav": 3, "3.wav": 0}
+    assert all(0 <= s < 16 for s in batch.extras["speed"].tolist())
