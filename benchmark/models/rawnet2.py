@@ -82,7 +82,8 @@ class RawNet2(Detector):
         self.fc1_gru = nn.Linear(cfg.gru_node, cfg.nb_fc_node)
         self.fc2_gru = nn.Linear(cfg.nb_fc_node, 2)
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+    def embed(self, wave: torch.Tensor) -> torch.Tensor:
+        """The GRU's last state, ``(B, gru_node)``: what the classifier head reads."""
         x = self.Sinc_conv(wave)
         x = F.selu(self.first_bn(F.max_pool1d(x.abs(), 3)))
         for i in range(6):
@@ -92,5 +93,7 @@ class RawNet2(Detector):
             x = x * s + s
         x = F.selu(self.bn_before_gru(x)).transpose(1, 2)  # (B, frames, channels)
         x, _ = self.gru(x)
-        logits = self.fc2_gru(self.fc1_gru(x[:, -1]))
-        return F.log_softmax(logits, dim=1)
+        return x[:, -1]
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(self.fc2_gru(self.fc1_gru(self.embed(wave))), dim=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -134,3 +135,79 @@ def test_ssl_finetune_defaults_and_missing_weights(monkeypatch, tmp_path):
     assert "\n" not in str(err.value) and "Fix:" in str(err.value)
     with pytest.raises(TypeError, match="Valid options: ssl_model"):
         create_model("wavlm-base-ft", layers=3)
+
+
+# ---------------------------------------------------------------- rawnet2-voc
+
+TINY_RAWNET = dict(sinc_filters=4, first_conv=64, filts=((4, 4), (4, 8), (8, 8)), gru_node=8, nb_fc_node=8,
+                   nb_gru_layer=1)
+
+
+def test_rawnet2_voc_transform_labels_and_cut():
+    from benchmark.models.rawnet2_voc import VocoderLabel
+
+    fn = VocoderLabel(100, ("hifigan", "melgan"))
+    rng = np.random.default_rng(0)
+    wave = np.arange(250, dtype=np.float32)
+    cut, extras = fn(wave, rng, target=1, system="none")
+    assert extras == {"vocoder": 0} and np.array_equal(cut, wave[:100])  # official: the first 4 s
+    assert fn(wave, rng, target=0, system="melgan")[1] == {"vocoder": 2}
+    short, _ = fn(wave[:40], rng, target=0, system="hifigan")
+    assert np.array_equal(short[:80], np.tile(wave[:40], 2))  # repeated when short
+    rand = VocoderLabel(100, ("hifigan",), random_crop=True)
+    starts = {int(rand(wave, np.random.default_rng(s), target=0, system="hifigan")[0][0]) for s in range(8)}
+    assert len(starts) > 1
+    with pytest.raises(ValueError, match="spoof system 'wavegrad' is not among .*Fix: drop model.kwargs.systems"):
+        fn(wave, rng, target=0, system="wavegrad")
+
+
+def test_rawnet2_voc_heads_and_multitask_loss():
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = create_model("rawnet2-voc", systems=["a", "b", "c"], **TINY_RAWNET)
+    assert model.own_loss and model.uses_systems and model.num_samples == 64000
+    assert model.fc2_multi_gru.out_features == 4 and model.fc2_gru.out_features == 2
+    wave = torch.randn(4, 4000)
+    target = torch.tensor([1, 0, 0, 0])
+    vocoder = torch.tensor([0, 1, 3, 2])
+    model.train()
+    loss, parts = model(wave, target=target, extras={"vocoder": vocoder})
+    assert set(parts) == {"binary", "vocoder"} and not parts["binary"].requires_grad
+    assert loss.item() == pytest.approx((parts["binary"] + parts["vocoder"]).item(), rel=1e-6)
+    model.eval()
+    with torch.no_grad():
+        h = model.embed(wave)
+        expected = 0.5 * F.cross_entropy(model.fc2_gru(model.fc1_gru(h)), target) + \
+            0.5 * F.cross_entropy(model.fc2_multi_gru(model.fc1_multi_gru(h)), vocoder)
+        loss, _ = model(wave, target=target, extras={"vocoder": vocoder})
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+        # Scoring: the binary head's log-softmax, exactly RawNet2's output on the same trunk.
+        out = model(wave)
+        assert out.shape == (4, 2) and torch.allclose(out.exp().sum(1), torch.ones(4), atol=1e-5)
+        assert torch.allclose(out, F.log_softmax(model.fc2_gru(model.fc1_gru(h)), dim=1), atol=1e-6)
+    with pytest.raises(ValueError, match="aux_lambda must be in"):
+        create_model("rawnet2-voc", aux_lambda=1.5, **TINY_RAWNET)
+
+
+def test_rawnet2_voc_trains_end_to_end(tmp_path, monkeypatch):
+    import csv
+
+    from benchmark.models.rawnet2_voc import RawNet2Voc
+    from benchmark.training import TrainConfig, train
+    from tests.benchmark.test_data import write_built_dataset
+
+    monkeypatch.setattr(RawNet2Voc, "num_samples", 4000)
+    built = write_built_dataset(tmp_path / "built", {"train": 16, "validation": 8})
+    kwargs = {k: [list(v) for v in val] if k == "filts" else val for k, val in TINY_RAWNET.items()}
+    cfg = TrainConfig.from_dict({
+        "data": {"dataset": str(built), "cache_dir": str(tmp_path / "hf")},
+        "model": {"name": "rawnet2-voc", "kwargs": kwargs},
+        "optim": {"epochs": 1, "batch_size": 8, "lr": 1e-3, "num_workers": 0},
+        "seed": 3, "device": "cpu", "out_dir": str(tmp_path / "run")})
+    summary = train(cfg, progress=False)
+    systems = summary["model_kwargs"]["systems"]
+    assert systems and "none" not in systems
+    rows = list(csv.DictReader((tmp_path / "run/train_log.csv").open()))
+    assert float(rows[0]["train_binary"]) + float(rows[0]["train_vocoder"]) == \
+        pytest.approx(float(rows[0]["train_loss"]), rel=1e-5)
