@@ -93,6 +93,19 @@ examples:
     r.add_argument("--epochs", type=int, default=4)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto")
+
+    em = sub.add_parser("embed", help="dump a detector's embeddings of a dataset to .npz (for t-SNE plots)",
+                        description="Run model.embed() over a dataset's items (cut as for scoring) and write "
+                                    "embeddings, labels, conditions and filenames to an .npz; plot it with "
+                                    "python -m leaderboard embeddings --npz X --out Y.png")
+    em.add_argument("--model", required=True, help="registered model name with an embed() method (e.g. wavespec)")
+    em.add_argument("--checkpoint", help="training checkpoint; its run's train_summary.json gives the model options")
+    em.add_argument("--data", required=True, metavar="DATASET=PATH", help="dataset reader name and folder, as for run all")
+    em.add_argument("--split", help="only this split of the dataset (default: all items)")
+    em.add_argument("--condition-by", default="attack", help="item field that names each spoof condition")
+    em.add_argument("--out", required=True, type=Path, help="output .npz")
+    em.add_argument("--device", default="auto")
+    em.add_argument("--batch-size", type=int, default=16)
     return p
 
 
@@ -205,7 +218,39 @@ def cmd_run(args) -> int:
     return 0
 
 
-COMMANDS = {"score": cmd_score, "evaluate": cmd_evaluate, "train": cmd_train, "models": cmd_models, "run": cmd_run}
+def cmd_embed(args) -> int:
+    from benchmark.data.readers.base import ItemSource, open_dataset
+    from benchmark.embeddings import dump_embeddings, model_kwargs_for
+    from benchmark.models import create_model, load_weights
+    from benchmark.training import resolve_device
+
+    ((name, root),) = dataset_roots([args.data], None).items()
+    reader = open_dataset(name, root)
+    items = reader.items()
+    if args.split is not None:
+        items = [it for it in items if it.split == args.split]
+        if not items:
+            raise ValueError(f"{root}: no items in split '{args.split}' of {name} (splits: "
+                             f"{', '.join(reader.splits())}). Fix: pass one of those to --split")
+    try:
+        items[0].get(args.condition_by)
+    except KeyError:
+        raise ValueError(f"--condition-by {args.condition_by}: {name} items have no such field. "
+                         "Fix: use attack, vocoder, vocoder_category or another item field") from None
+    label = f"{name}:{args.split}" if args.split else name
+    kwargs = model_kwargs_for(args.checkpoint, args.model) if args.checkpoint else {}
+    model = create_model(args.model, **kwargs)
+    if args.checkpoint:
+        load_weights(model, args.checkpoint)
+    else:
+        print(f"warning: no --checkpoint: {args.model} has random weights", file=sys.stderr)
+    out = dump_embeddings(model, ItemSource(items, name=label, condition_by=args.condition_by), args.out,
+                          args.batch_size, resolve_device(args.device), data_name=label)
+    print(f"embedded {len(items)} items of {label} into {out}")
+    return 0
+
+
+COMMANDS = {"embed": cmd_embed, "score": cmd_score, "evaluate": cmd_evaluate, "train": cmd_train, "models": cmd_models, "run": cmd_run}
 
 
 def main(argv: list[str] | None = None) -> int:

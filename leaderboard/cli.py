@@ -68,11 +68,35 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, metavar="DIR", help="folder for leaderboard.md and leaderboard.csv (created)")
     b.add_argument("--no-plots", action="store_true", help="skip the PNG plots (tables only)")
     b.add_argument("--date", default=None, help="build date to print in the tables (default: now, UTC); fix it for reproducible output")
+    e = sub.add_parser("embeddings", help="t-SNE/UMAP PNG of an embeddings .npz (python -m benchmark embed)",
+                       description="2-D map of a detector's embeddings: bona fide and each attack coloured.")
+    e.add_argument("--npz", required=True, help="embeddings file written by python -m benchmark embed")
+    e.add_argument("--out", required=True, help="PNG to write")
+    e.add_argument("--method", choices=["tsne", "umap"], default="tsne", help="umap needs umap-learn installed")
+    e.add_argument("--max-per-class", type=int, default=500, help="at most N points per class (0 = all)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--perplexity", type=float, default=30.0)
+    e.add_argument("--title", default=None)
     return parser
+
+
+def cmd_embeddings(args) -> int:
+    from leaderboard.embeddings_plot import EmbeddingsError, plot_embeddings
+
+    try:
+        path = plot_embeddings(args.npz, args.out, max_per_class=args.max_per_class or None, seed=args.seed,
+                               method=args.method, perplexity=args.perplexity, title=args.title)
+    except EmbeddingsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "embeddings":
+        return cmd_embeddings(args)
     try:
         result = build(args.runs_dir, args.out, build_date=args.date, plots=not args.no_plots)
     except NoRunsError as e:
