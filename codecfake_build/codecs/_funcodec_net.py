@@ -186,7 +186,8 @@ class _Snake(nn.Module):
         self.alpha = nn.Parameter(torch.ones(1, channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + (self.alpha + 1e-9).reciprocal() * torch.sin(self.alpha * x).pow(2)
+        flat = x.reshape(x.shape[0], x.shape[1], -1)  # 2-D feature maps share one alpha per channel
+        return (flat + (self.alpha + 1e-9).reciprocal() * torch.sin(self.alpha * flat).pow(2)).reshape(x.shape)
 
 
 class _WeightNormed(nn.Module):
@@ -206,13 +207,13 @@ class _WeightNormed(nn.Module):
 
 
 class _NormConv(nn.Module):
-    """A Conv1d / ConvTranspose1d (optionally weight-normed), then a norm; the
-    attribute is ``conv`` or ``convtr`` as in the official checkpoints."""
+    """A 1-D or 2-D (transposed) convolution, optionally weight-normed, then a norm;
+    the attribute is ``conv`` or ``convtr`` as in the official checkpoints."""
 
-    def __init__(self, conv: nn.Conv1d | nn.ConvTranspose1d, norm: str, norm_params: dict[str, Any],
-                 out_channels: int):
+    def __init__(self, conv: nn.Conv1d | nn.ConvTranspose1d | nn.Conv2d | nn.ConvTranspose2d, norm: str,
+                 norm_params: dict[str, Any], out_channels: int):
         super().__init__()
-        self.transposed = isinstance(conv, nn.ConvTranspose1d)
+        self.transposed = isinstance(conv, (nn.ConvTranspose1d, nn.ConvTranspose2d))
         self.weight_normed = norm == "weight_norm"
         self.stride, self.dilation, self.groups = conv.stride, conv.dilation, conv.groups
         setattr(self, "convtr" if self.transposed else "conv", _WeightNormed(conv) if self.weight_normed else conv)
@@ -226,10 +227,13 @@ class _NormConv(nn.Module):
         inner = self.convtr if self.transposed else self.conv
         if not self.weight_normed:
             return self.norm(inner(x))
+        two_d = inner.weight_v.dim() == 4  # the frequency-domain models use 2-D convolutions
         if self.transposed:
-            x = F.conv_transpose1d(x, inner.weight(), inner.bias, self.stride, 0, 0, self.groups, self.dilation)
+            conv_t = F.conv_transpose2d if two_d else F.conv_transpose1d
+            x = conv_t(x, inner.weight(), inner.bias, self.stride, 0, 0, self.groups, self.dilation)
         else:
-            x = F.conv1d(x, inner.weight(), inner.bias, self.stride, 0, self.dilation, self.groups)
+            conv = F.conv2d if two_d else F.conv1d
+            x = conv(x, inner.weight(), inner.bias, self.stride, 0, self.dilation, self.groups)
         return self.norm(x)
 
 
