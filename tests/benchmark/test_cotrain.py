@@ -1,6 +1,7 @@
 """Co-training batch sampler: fixed per-batch domain counts, independent reshuffles, seeded resume."""
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,3 +184,29 @@ def test_cotrain_config_values():
         TrainConfig.from_dict({**base, "optim": {"sampling": "cotrain", "batch_size": 1}})
     with pytest.raises(ConfigError, match="optim.sampling"):
         TrainConfig.from_dict({**base, "optim": {"sampling": "co-train"}})
+
+
+def test_trains_on_the_co_trained_protocols_domains(tmp_path):
+    from benchmark.protocols import resolve
+    from tests.benchmark.test_protocols import _cotrained
+    from tests.benchmark.test_readers import make_asvspoof2019, make_codecfake, make_in_the_wild
+
+    roots = {"asvspoof2019-la": make_asvspoof2019(tmp_path / "19"), "codecfake": make_codecfake(tmp_path / "cf"),
+             "in-the-wild": make_in_the_wild(tmp_path / "itw")}
+    r = resolve(_cotrained(), roots)  # train: 3 ASVspoof 2019 LA + 9 Codecfake items
+    cfg = make_config(tmp_path, tmp_path, tmp_path / "run", sampling="cotrain", batch_size=4, epochs=2)
+    summary = train(cfg, progress=False, sources=(r.train_source(), r.dev_source()))
+    assert summary["cotrain_slots"] == {"asvspoof2019-la": 1, "codecfake": 3} and summary["epochs_completed"] == 2
+
+
+def test_csam_recipe_and_fixed_crops_in_the_ssl_recipes():
+    from benchmark.matrix import Matrix, load_recipes
+
+    recipes = load_recipes()
+    o = recipes["w2v2-aasist-csam"].train_config(Path("runs/x"), seed=0, data_label="check").optim
+    assert (o.sam, o.sam_rho, o.sampling, o.batch_size, o.lr, o.train_crop) == ("sam", 0.05, "cotrain", 128, 5e-4, "first")
+    assert o.class_weights == [10.0, 1.0] and (o.scheduler, o.step_epochs, o.step_gamma, o.epochs) == ("step", 2, 0.5, 10)
+    for name in ("w2v2-aasist", "w2v2-aasist-sam", "w2v2-aasist-asam", "w2v2-lcnn", "wavlm-aasist"):
+        assert recipes[name].train["optim"]["train_crop"] == "first", name
+    labels = [e.label for e in Matrix.load().experiments({}) if e.recipe.name == "w2v2-aasist-csam"]
+    assert labels and all("/codecfake-training_co-trained/" in lb for lb in labels)
