@@ -49,7 +49,7 @@ shuffle and no adversarial term (both need two streams).
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -95,6 +95,9 @@ class FDADDConfig:
     label_smoothing: float = 0.0          # official: 0.1
     dropout: float = 0.1
     feature_scale: float = 10.0
+    #: Extra PseudoLabelConfig fields for the training transform (e.g. {compression: false}
+    #: without ffmpeg, {p_compression: 0.5}); speed and compression are on by default.
+    transform_options: dict = field(default_factory=dict)
     wav2clip_init: bool = False           # start stem + layer4 (and its copy) from Wav2CLIP
     wav2clip_checkpoint: str | None = None  # Wav2CLIP.pt; None = cache, then download
     widths: tuple = (64, 128, 256, 512)   # smaller only for tests
@@ -288,8 +291,12 @@ class FDADD(Detector):
         and, for the F0 ablation, the F0 label); it also gives the synthesizer label."""
         from benchmark.augment.pseudo_labels import PseudoLabelConfig, PseudoLabelTransform
 
-        cfg = PseudoLabelConfig(num_samples=self.num_samples, sample_rate=self.sample_rate,
-                                **_transform_switches(self.config))
+        options = {**_transform_switches(self.config), **self.config.transform_options}
+        try:
+            cfg = PseudoLabelConfig(num_samples=self.num_samples, sample_rate=self.sample_rate, **options)
+        except TypeError as exc:
+            raise TypeError(f"fd-add: transform_options {sorted(self.config.transform_options)}: {exc}. "
+                            "Fix: use fields of benchmark.augment.pseudo_labels.PseudoLabelConfig") from None
         return PseudoLabelTransform(cfg, systems=self.systems)
 
 
