@@ -140,17 +140,21 @@ class CQTImage(nn.Module):
             raise ValueError(f"CQTImage: expected a (batch, samples) waveform, got shape {tuple(wave.shape)}")
         num_samples = wave.shape[-1]
         frames = self.frames_for(num_samples)
-        x = wave.unsqueeze(1)
+        # Always at least float32 and outside autocast: 8,480-tap sums lose ~1e-3 in half
+        # precision, and complex half tensors lack abs/angle on some devices.
+        dtype = torch.float64 if wave.dtype == torch.float64 else torch.float32
+        x = wave.to(dtype).unsqueeze(1)
         parts = []
-        for g, half in enumerate(self._halves):
-            weights = getattr(self, f"kernels{g}")
-            # output j of an unpadded conv is centred on sample j * hop + half - left:
-            # pad (or, negative, crop) so that this is first_centre + j * hop
-            left = half - self.first_centre
-            right = (frames - 1) * self.hop_length + weights.shape[-1] - (num_samples + left)
-            out = F.conv1d(F.pad(x, (left, right)), weights.to(wave.dtype), stride=self.hop_length)
-            real, imag = out.chunk(2, dim=1)
-            parts.append(torch.complex(real, imag))
+        with torch.autocast(device_type=wave.device.type, enabled=False):
+            for g, half in enumerate(self._halves):
+                weights = getattr(self, f"kernels{g}").to(dtype)
+                # output j of an unpadded conv is centred on sample j * hop + half - left:
+                # pad (or, negative, crop) so that this is first_centre + j * hop
+                left = half - self.first_centre
+                right = (frames - 1) * self.hop_length + weights.shape[-1] - (num_samples + left)
+                out = F.conv1d(F.pad(x, (left, right)), weights, stride=self.hop_length)
+                real, imag = out.chunk(2, dim=1)
+                parts.append(torch.complex(real, imag))
         return torch.cat(parts, dim=1)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:

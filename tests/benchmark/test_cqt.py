@@ -43,6 +43,17 @@ def test_batched_equals_single_and_follows_dtype():
     assert fe.double()(wave.double()).dtype == torch.float64
 
 
+def test_computed_in_float32_under_autocast_and_half_input():
+    fe = CQTImage()
+    wave = 0.1 * torch.randn(2, 8000)
+    full = fe(wave)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        mixed = fe(wave)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed[:, 0], full[:, 0])  # the log magnitude is unchanged
+    assert fe(wave.half()).dtype == torch.float32
+
+
 def test_magnitude_matches_librosa_on_tones_and_a_chirp():
     fe = CQTImage(first_centre=0)  # librosa's centred grid: frame j at sample 320 j
     rng = np.random.default_rng(0)
