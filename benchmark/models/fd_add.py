@@ -224,6 +224,14 @@ class FDADD(Detector):
             return torch.stack([torch.zeros_like(z), z], dim=1)
         return self.objective(hidden, content, synth, target, extras or {})
 
+    def embed(self, wave: torch.Tensor) -> torch.Tensor:
+        """The feature the final head reads, unblended: concat(content, synthesizer) ``(B, 2D)``
+        for the dual model, the one stream's ``(B, D)`` otherwise (t-SNE plots, ``benchmark embed``)."""
+        content, synth = self.stream_features(self.hidden_state(self.backbone.frontend(wave)))
+        if self.config.streams == "dual":
+            return torch.cat([content, synth], dim=1)
+        return content if content is not None else synth
+
     def objective(self, hidden: torch.Tensor, content: torch.Tensor | None, synth: torch.Tensor | None,
                   target: torch.Tensor, extras: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.config

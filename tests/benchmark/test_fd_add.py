@@ -86,6 +86,17 @@ def test_stream_features_are_l2_normalised_to_ten():
     assert model.synth_layer4[0].conv1.weight is not model.backbone.layer4[0].conv1.weight
 
 
+def test_embed_is_the_final_heads_input():
+    model = create_model("fd-add", systems=SYSTEMS, **TINY).eval()
+    wave, _ = _batch(2)
+    with torch.no_grad():
+        emb = model.embed(wave)
+        z = model.final_head(emb).squeeze(-1)
+        assert emb.shape == (2, 32) and torch.allclose(z, model(wave)[:, 1])
+        single = create_model("fd-add", streams="synthesizer", shuffle=False, adversarial=False, **TINY).eval()
+        assert single.embed(wave).shape == (2, 16)
+
+
 def test_bad_options_fail_in_one_line():
     with pytest.raises(ValueError, match="streams='two' is not one of dual, single, content, synthesizer"):
         create_model("fd-add", streams="two")
