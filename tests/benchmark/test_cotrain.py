@@ -210,3 +210,15 @@ def test_csam_recipe_and_fixed_crops_in_the_ssl_recipes():
         assert recipes[name].train["optim"]["train_crop"] == "first", name
     labels = [e.label for e in Matrix.load().experiments({}) if e.recipe.name == "w2v2-aasist-csam"]
     assert labels and all("/codecfake-training_co-trained/" in lb for lb in labels)
+
+
+def test_csam_with_an_own_loss_model(built, cache, tmp_path):
+    # SAM's two forwards per step, the co-training batches and a model's own transform/loss together.
+    from tests.benchmark.test_training import OWN
+
+    cfg = make_config(built, cache, tmp_path / "csam", sampling="cotrain", sam="sam", class_weights=None, epochs=1)
+    cfg.model.name, cfg.model.kwargs = OWN, {"channels": 4}
+    src = _tagged(built, cache)
+    summary = train(cfg, progress=False, sources=(src, _dev(built, cache)))
+    assert summary["cotrain_slots"] == {"codec": 6, "vocoder": 2} and summary["epochs_completed"] == 1
+    assert all(Counter(src.domains()[b]) == {"codec": 6, "vocoder": 2} for b in _batches(src.reads, 8))
