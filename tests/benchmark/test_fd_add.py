@@ -397,3 +397,23 @@ def test_train_transform_is_the_pseudo_label_transform_for_the_models_systems():
     assert pickle.loads(pickle.dumps(t)).systems == SYSTEMS  # loader workers
     with pytest.raises(TypeError, match="transform_options \\['speeed'\\].*Fix: use fields of"):
         create_model("fd-add", transform_options={"speeed": False}, **TINY).train_transform()
+
+
+def test_wav2clip_initialises_both_streams_from_the_audio_encoder(tmp_path):
+    from benchmark.models.resnet import ResNet18Spec
+    from benchmark.models.wav2clip import Wav2CLIPWeightsError
+
+    torch.manual_seed(11)
+    encoder = ResNet18Spec(widths=TINY["widths"])
+    ckpt = tmp_path / "Wav2CLIP.pt"
+    torch.save({**{f"audio_encoder.{k}": v for k, v in encoder.state_dict().items() if not k.startswith("fc.")},
+                "audio_transform.sequential.0.weight": torch.zeros(2, 2)}, ckpt)
+    model = create_model("fd-add", systems=SYSTEMS, wav2clip_init=True, wav2clip_checkpoint=str(ckpt), **TINY)
+    assert torch.equal(model.backbone.conv1.weight, encoder.conv1.weight)
+    assert torch.equal(model.backbone.layer3[1].bn2.running_var, encoder.layer3[1].bn2.running_var)
+    # The synthesizer stream is copied after loading: it starts from Wav2CLIP's layer4 too.
+    assert torch.equal(model.synth_layer4[1].conv2.weight, encoder.layer4[1].conv2.weight)
+    with pytest.raises(Wav2CLIPWeightsError, match="Wav2CLIP checkpoint not found. Fix:"):
+        create_model("fd-add", wav2clip_init=True, wav2clip_checkpoint=str(tmp_path / "none.pt"), **TINY)
+    with pytest.raises(Wav2CLIPWeightsError, match="does not fit fd-add's ResNet18"):
+        create_model("fd-add", wav2clip_init=True, wav2clip_checkpoint=str(ckpt))
