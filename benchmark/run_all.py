@@ -95,6 +95,7 @@ def run_experiment(exp: Experiment, roots: Mapping[str, Any], out: Path, *, devi
                    progress: bool = True) -> list[Path]:
     """Train, evaluate every test set (and each condition), write run JSONs and ``done.json``."""
     from benchmark.models import create_model, load_weights
+    from benchmark.embeddings import dump_embeddings
     from benchmark.runs import evaluate_model, write_run
     from benchmark.training import resolve_device, train
 
@@ -112,12 +113,17 @@ def run_experiment(exp: Experiment, roots: Mapping[str, Any], out: Path, *, devi
               "run_id": exp.run_id, "best_epoch": summary["best_epoch"], "data": resolved.summary()}
     written = []
     for test in resolved.tests:
-        ev = evaluate_model(model, test.source(), base / "eval" / test.name.replace(":", "_"), device=dev,
-                            progress=progress)
+        eval_dir = base / "eval" / test.name.replace(":", "_")
+        source = test.source()
+        ev = evaluate_model(model, source, eval_dir, device=dev, progress=progress)
+        embeddings = None
+        if callable(getattr(model, "embed", None)):  # models with an embedding space get a t-SNE map
+            embeddings = dump_embeddings(model, source, eval_dir / "embeddings.npz", device=dev,
+                                         data_name=test.name)
         common = dict(model=exp.recipe.name, train_data=train_data, protocol=exp.protocol.name, seed=exp.seed,
                       config=config, evaluation=ev)
         path = base / "runs" / f"{test.name.replace(':', '_')}.json"
-        write_run(path, test_data=test.name, metrics=ev.metrics, **common)
+        write_run(path, test_data=test.name, metrics=ev.metrics, embeddings=embeddings, **common)
         written.append(path)
         for cond, metrics in ev.by_condition.items():
             cpath = base / "runs" / f"{test.name.replace(':', '_')}__{cond.replace('/', '_')}.json"

@@ -81,10 +81,13 @@ def evaluate_model(model: nn.Module, source: AudioSource, out_dir: Path, *, devi
 
 def write_run(path: Path, *, model: str, train_data: str, test_data: str, protocol: str, seed: int | None,
               metrics: dict[str, Any], config: dict[str, Any], evaluation: Evaluation | None = None,
-              condition: str | None = None) -> RunRecord:
+              condition: str | None = None, embeddings: Path | None = None) -> RunRecord:
     """Write one run JSON; with ``evaluation`` it records where its score and key files are
-    (relative to the run file) so the leaderboard can draw DET curves."""
+    (relative to the run file) so the leaderboard can draw DET curves, and with ``embeddings``
+    the npz of ``benchmark.embeddings`` it draws the t-SNE map from."""
     artifacts: dict[str, str] = {}
+    if embeddings is not None:
+        artifacts["embeddings"] = os.path.relpath(Path(embeddings).resolve(), path.parent.resolve())
     if evaluation is not None:
         base = path.parent.resolve()
         for kind, f in (("scores", evaluation.scores_path), ("keys", evaluation.scores_path.with_name("keys.tsv"))):

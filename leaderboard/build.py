@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from leaderboard.collect import collect_runs
+from leaderboard.collect import LoadedRun, collect_runs
 from leaderboard.layouts import LAYOUTS
 from leaderboard.paper_tables import RENDERERS, paper_table
 from leaderboard.plots import det_curves, eer_heatmap, safe_name
@@ -64,6 +64,7 @@ def build(runs_dir: str | Path, out_dir: str | Path, build_date: str | None = No
                 atomic_write_text(path, render(table))
                 tables.append(path)
     pngs: list[Path] = []
+    warnings = list(collection.warnings)
     if plots:
         for protocol in protocols:
             pngs.append(eer_heatmap(collection.runs, protocol, out_dir / "plots" / f"heatmap-{safe_name(protocol)}.png"))
@@ -72,12 +73,37 @@ def build(runs_dir: str | Path, out_dir: str | Path, build_date: str | None = No
                                  out_dir / "plots" / f"det-{safe_name(protocol)}-{safe_name(test)}.png")
                 if det is not None:
                     pngs.append(det)
+        maps, map_warnings = _embedding_maps(collection.runs, out_dir / "plots")
+        pngs += maps
+        warnings += map_warnings
     return BuildResult(
         markdown_path=md_path,
         csv_path=csv_path,
         n_runs=len(collection.runs),
         n_protocols=len({r.record.protocol for r in collection.runs}),
-        warnings=tuple(collection.warnings),
+        warnings=tuple(warnings),
         paper_tables=tuple(tables),
         plots=tuple(pngs),
     )
+
+
+def _embedding_maps(runs: Sequence[LoadedRun], folder: Path) -> tuple[list[Path], list[str]]:
+    """t-SNE maps of the runs that recorded an embeddings npz (``run all`` does for models with
+    ``embed()``), as ``plots/embeddings-<model>-<protocol>-<test>-<seed>.png``; an unreadable
+    npz becomes a warning, not a failed build."""
+    from leaderboard.embeddings_plot import EmbeddingsError, plot_embeddings
+
+    out, warnings = [], []
+    for run in sorted(runs, key=lambda r: str(r.path)):
+        rel = run.record.artifacts.get("embeddings")
+        if rel is None:
+            continue
+        r = run.record
+        seed = "" if r.seed is None else f", seed {r.seed}"
+        title = f"t-SNE of {r.model} embeddings ({r.protocol}{seed})\ntest: {r.test_data}, commit {r.commit[:10]}"
+        name = safe_name(f"{r.model}-{r.protocol}-{r.test_data}-{r.seed}")
+        try:
+            out.append(plot_embeddings(run.path.parent / rel, folder / f"embeddings-{name}.png", title=title))
+        except EmbeddingsError as exc:
+            warnings.append(f"{run.path}: embeddings map skipped: {exc}")
+    return out, warnings

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from leaderboard import RunRecord, RunSchemaError, build, collect_runs
@@ -197,3 +198,17 @@ def test_markdown_escapes_pipes(tmp_path):
     put(tmp_path, "r.json", run_doc(model="a|b"))
     md = build(tmp_path, tmp_path / "o", build_date=DATE).markdown_path.read_text()
     assert "| a\\|b |" in md
+
+
+def test_build_draws_embedding_maps_and_warns_on_a_missing_npz(tmp_path):
+    root = tmp_path / "runs"
+    rng = np.random.default_rng(0)
+    emb = np.concatenate([rng.normal(0, 1, (20, 8)), rng.normal(4, 1, (20, 8))]).astype(np.float32)
+    np.savez(root.mkdir(parents=True) or root / "emb.npz", embeddings=emb,
+             labels=np.array(["bonafide"] * 20 + ["spoof"] * 20), conditions=np.array(["bonafide"] * 20 + ["A07"] * 20))
+    put(root, "a.json", run_doc(run_id="a", model="wavespec", artifacts={"embeddings": "emb.npz"}))
+    put(root, "b.json", run_doc(run_id="b", model="wavespec", seed=1, artifacts={"embeddings": "gone.npz"}))
+    result = build(root, tmp_path / "board", build_date=DATE)
+    maps = [p for p in result.plots if p.name.startswith("embeddings-")]
+    assert [p.name for p in maps] == ["embeddings-wavespec-codecfake-codecfake-A1-0.png"] and maps[0].is_file()
+    assert any("gone.npz" in w and "embeddings map skipped" in w for w in result.warnings)
