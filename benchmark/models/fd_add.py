@@ -5,7 +5,9 @@ Our own implementation of the paper, with the official model code
 (RedamancyAY/RobustSpeechDetection, commit 5f0d326) read for what the paper leaves open.
 
 Network: ``resnet18-spec``'s front-end and ResNet18 (log power spectrogram, 48,000 samples ->
-257 x 257) split after layer3 (B, 256, 17, 17).  The content stream is layer4; the
+257 x 257; the issue writes |STFT|, the official code uses torchaudio's default power 2, kept
+here: after the per-example standardisation log|X|^2 and log|X| differ only through the 1e-7
+floor) split after layer3 (B, 256, 17, 17).  The content stream is layer4; the
 synthesizer stream is a separate copy of layer4 (copied *after* an optional Wav2CLIP
 initialisation, as the official code does).  Each stream: average pool, L2 normalise x 10.
 Heads are weight-normalised linear layers without bias behind dropout 0.1: speed (16),

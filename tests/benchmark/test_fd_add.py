@@ -417,3 +417,12 @@ def test_wav2clip_initialises_both_streams_from_the_audio_encoder(tmp_path):
         create_model("fd-add", wav2clip_init=True, wav2clip_checkpoint=str(tmp_path / "none.pt"), **TINY)
     with pytest.raises(Wav2CLIPWeightsError, match="does not fit fd-add's ResNet18"):
         create_model("fd-add", wav2clip_init=True, wav2clip_checkpoint=str(ckpt))
+
+
+def test_fd_add_trains_under_sam(built, tmp_path):
+    # SAM calls the objective twice per step (BN statistics frozen on the second pass).
+    cfg = _recipe_config("fd-add", built, tmp_path / "hf", tmp_path / "sam")
+    cfg.optim.sam = "sam"
+    summary = train(cfg, progress=False)
+    row = next(csv.DictReader((tmp_path / "sam/train_log.csv").open()))
+    assert summary["epochs_completed"] == 1 and math.isfinite(float(row["train_adv"]))
