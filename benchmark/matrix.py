@@ -8,7 +8,8 @@ protocols x seeds, each with a run id derived from its configuration and data.
 * A **protocol** (``configs/protocols/<name>.yaml``, see ``benchmark.protocols``)
   says which data trains, selects and tests.
 * The **matrix** (``configs/matrix.yaml``) lists groups of recipe and protocol
-  name patterns and the seeds.
+  name patterns and the seeds (a file-wide ``seeds:`` list; a group's own
+  ``seeds:`` replaces it for that group).
 
 The run id is ``<recipe>__<protocol>__s<seed>-<hash>``; the hash covers the
 recipe's training settings, the protocol definition, the seed and the dataset
@@ -115,13 +116,16 @@ class Matrix:
         if not isinstance(raw, dict) or not isinstance(raw.get("groups"), list):
             raise ConfigError(f"{path}: needs 'groups:', a list of {{name, recipes, protocols}}. "
                               "Fix: see configs/matrix.yaml")
-        default_seeds = tuple(raw.get("seeds", [0]))
+        default_seeds = _seeds(raw.get("seeds", [0]), f"{path}: seeds")
         recipes, protocols = load_recipes(recipe_dir), load_protocols(protocol_dir)
         groups, warnings = [], []
         for i, g in enumerate(raw["groups"]):
             where = f"{path}: groups[{i}]"
             if not isinstance(g, dict) or not {"name", "recipes", "protocols"} <= set(g):
                 raise ConfigError(f"{where} needs name, recipes and protocols")
+            unknown = sorted(set(g) - {"name", "recipes", "protocols", "seeds"})
+            if unknown:
+                raise ConfigError(f"{where}: unknown key '{unknown[0]}'. Fix: use name, recipes, protocols, seeds")
             for kind, patterns, known in (("recipe", g["recipes"], recipes), ("protocol", g["protocols"], protocols)):
                 for pat in patterns:
                     if fnmatch.filter(known, pat):
@@ -131,8 +135,9 @@ class Matrix:
                         warnings.append(f"{where}: {kind} pattern '{pat}' matches nothing yet")
                         continue
                     raise ConfigError(f"{where}: {kind} '{pat}' does not exist. Fix: choose from {', '.join(known)}")
-            groups.append(Group(str(g["name"]), tuple(g["recipes"]), tuple(g["protocols"]),
-                                tuple(g.get("seeds", default_seeds))))
+            # A group's own seeds (FD-ADD reports 10 per task) replace the file's default list.
+            seeds = _seeds(g["seeds"], f"{where}.seeds") if "seeds" in g else default_seeds
+            groups.append(Group(str(g["name"]), tuple(g["recipes"]), tuple(g["protocols"]), seeds))
         return cls(groups, recipes, protocols, str(path), warnings)
 
     def experiments(self, roots: Mapping[str, Any], only: str | None = None) -> list[Experiment]:
@@ -145,10 +150,26 @@ class Matrix:
                     for seed in g.seeds:
                         recipe, protocol = self.recipes[r], self.protocols[p]
                         exp = Experiment(recipe, protocol, seed, g.name, run_id(recipe, protocol, seed, roots))
-                        if only and not (fnmatch.fnmatchcase(exp.label, only) or only in exp.label):
+                        # --only matches the label (recipe/protocol/seed) or the group's name.
+                        if only and not (fnmatch.fnmatchcase(exp.label, only) or only in exp.label
+                                         or fnmatch.fnmatchcase(g.name, only)):
                             continue
                         out.setdefault(exp.run_id, exp)
         return list(out.values())
+
+
+def _seeds(value: Any, where: str) -> tuple[int, ...]:
+    """A non-empty list of distinct non-negative integer seeds, else one ConfigError line."""
+    fix = "Fix: write a list of distinct non-negative integers, e.g. [0, 1, 2]"
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError(f"{where}: must be a non-empty list of seeds, got {value!r}. {fix}")
+    for seed in value:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"{where}: seed {seed!r} is not a non-negative integer. {fix}")
+    dupes = sorted({s for s in value if list(value).count(s) > 1})
+    if dupes:
+        raise ConfigError(f"{where}: seed {dupes[0]} is listed twice. {fix}")
+    return tuple(value)
 
 
 def run_id(recipe: Recipe, protocol: Protocol, seed: int, roots: Mapping[str, Any]) -> str:

@@ -211,3 +211,31 @@ def test_rawnet2_voc_trains_end_to_end(tmp_path, monkeypatch):
     rows = list(csv.DictReader((tmp_path / "run/train_log.csv").open()))
     assert float(rows[0]["train_binary"]) + float(rows[0]["train_vocoder"]) == \
         pytest.approx(float(rows[0]["train_loss"]), rel=1e-5)
+
+
+# ---------------------------------------------------------------- FD-ADD's ASVspoof 2021 DF task
+
+def test_inner_dataset_21df_trains_on_progress_and_tests_on_eval(tmp_path):
+    from benchmark.protocols import load_protocol, resolve
+    from tests.benchmark.test_readers import write_audio, write_lines
+
+    categories = ["traditional_vocoder", "waveform_concatenation", "neural_vocoder_autoregressive",
+                  "neural_vocoder_nonautoregressive", "unknown"]
+    rows = []
+    for i in range(40):
+        subset = "progress" if i < 25 else "eval"
+        if i % 3 == 0:
+            rows.append(f"LA_0001 DF_E_{i:07d} nocodec asvspoof bonafide bonafide notrim {subset} bonafide - - - -")
+        else:
+            rows.append(f"LA_0001 DF_E_{i:07d} nocodec asvspoof A{i:02d} spoof notrim {subset} {categories[i % 5]} - - - -")
+    write_lines(tmp_path / "DF-keys-full" / "keys" / "DF" / "CM" / "trial_metadata.txt", rows)
+    for i, line in enumerate(rows):
+        write_audio(tmp_path / "ASVspoof2021_DF_eval" / "flac" / f"{line.split()[1]}.flac", 16000, i)
+    resolved = resolve(load_protocol("inner-dataset_21df"), {"asvspoof2021-df": str(tmp_path)}, seed=0)
+    trained = resolved.train + resolved.dev
+    assert {it.get("subset") for it in trained} == {"progress"}
+    assert "unknown" not in {it.vocoder_category for it in trained}  # the unseen category
+    assert len(resolved.dev) > 0 and len(resolved.train) > len(resolved.dev)
+    (test,) = resolved.tests
+    assert test.name == "21DF" and {it.get("subset") for it in test.items} == {"eval"} and len(test.items) == 15
+    assert "unknown" in test.conditions()

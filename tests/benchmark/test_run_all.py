@@ -4,7 +4,6 @@ official-layout miniature, skips finished runs, reports missing data and failure
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -113,3 +112,52 @@ def test_cli_dry_run_lists_the_full_matrix(capsys):
     for protocol in ("codecfake-training_co-trained", "cross-method_21df", "inner-dataset_wavefake"):
         assert f"| {protocol} |" in out
     assert "experiment(s). Cost" in out
+
+
+def test_group_seeds_replace_the_default_and_are_validated(tmp_path):
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "tiny.yaml").write_text(RECIPE)
+    m = tmp_path / "m.yaml"
+    m.write_text("seeds: [0, 1]\ngroups:\n"
+                 "  - {name: plain, recipes: [tiny], protocols: [inner-dataset_19la]}\n"
+                 "  - {name: ten, recipes: [tiny], protocols: [inner-dataset_librisevoc], seeds: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}\n")
+    matrix = Matrix.load(m, recipe_dir=recipes)
+    assert [g.seeds for g in matrix.groups] == [(0, 1), tuple(range(10))]
+    labels = sorted(e.label for e in matrix.experiments({}))
+    assert labels == sorted([f"tiny/inner-dataset_19la/s{s}" for s in (0, 1)] +
+                            [f"tiny/inner-dataset_librisevoc/s{s}" for s in range(10)])
+    # --only also matches a group's name
+    assert len(matrix.experiments({}, only="ten")) == 10
+    for seeds, problem in (("[]", "must be a non-empty list"), ("3", "must be a non-empty list"), ("[0, -1]", "seed -1 is not"),
+                           ("[0, 1.5]", "seed 1.5 is not"), ("[0, true]", "seed True is not"),
+                           ("[2, 2]", "seed 2 is listed twice")):
+        m.write_text(f"groups:\n  - {{name: g, recipes: [tiny], protocols: [inner-dataset_19la], seeds: {seeds}}}\n")
+        with pytest.raises(ConfigError, match=rf"groups\[0\]\.seeds: {problem}") as err:
+            Matrix.load(m, recipe_dir=recipes)
+        assert "\n" not in str(err.value) and "Fix:" in str(err.value)
+    m.write_text("seeds: [a]\ngroups:\n  - {name: g, recipes: [tiny], protocols: [inner-dataset_19la]}\n")
+    with pytest.raises(ConfigError, match=r"m\.yaml: seeds: seed 'a' is not"):
+        Matrix.load(m, recipe_dir=recipes)
+    m.write_text("groups:\n  - {name: g, recipes: [tiny], protocols: [inner-dataset_19la], seed: [1]}\n")
+    with pytest.raises(ConfigError, match="unknown key 'seed'"):
+        Matrix.load(m, recipe_dir=recipes)
+
+
+def test_fdadd_group_lists_every_task_with_ten_seeds():
+    matrix = Matrix.load()
+    fdadd = next(g for g in matrix.groups if g.name == "fdadd")
+    assert fdadd.seeds == tuple(range(10))
+    exps = matrix.experiments({}, only="fdadd")
+    protocols = {e.protocol.name for e in exps}
+    assert protocols == {"inner-dataset_wavefake", "inner-dataset_librisevoc", "inner-dataset_decro-en",
+                         "inner-dataset_decro-zh", "inner-dataset_21df", "cross-method_wavefake",
+                         "cross-method_librisevoc", "cross-dataset_librisevoc", "cross-language_wavefake",
+                         "cross-language_decro-en-to-zh", "cross-language_decro-zh-to-en"}
+    recipes = {e.recipe.name for e in exps}
+    assert {"lcnn", "rawnet2", "rawgat-st", "aasist", "w2v2-base-ft", "wavlm-base-ft", "rawnet2-voc",
+            "wav2clip"} <= recipes
+    assert {e.seed for e in exps if e.recipe.name == "wav2clip" and e.protocol.name == "inner-dataset_21df"} == \
+        set(range(10))
+    codecfake = next(g for g in matrix.groups if g.name == "codecfake")
+    assert "wavespec*" in codecfake.recipes
