@@ -85,6 +85,16 @@ def test_shapes_embedding_and_logits(tiny_ssl):
     assert model.backend_params() == sum(p.numel() for p in model.parameters())
 
 
+def test_frozen_ssl_features_come_from_the_cache(tiny_ssl, tmp_path):
+    model = tiny_model(tiny_ssl, feature_cache=str(tmp_path)).eval()
+    wave = torch.randn(2, 8000)
+    with torch.no_grad():
+        first = model(wave)
+        again = model(wave)
+    cache = model.ssl.cache
+    assert cache.misses == 2 and cache.hits == 2 and torch.equal(first, again)
+
+
 def test_cqt_frame_j_is_centred_on_ssl_frame_j(tiny_ssl):
     """SSL frame j sees samples [320 j, 320 j + 400); a click at its centre must peak in CQT frame j."""
     model = tiny_model(tiny_ssl)
@@ -164,9 +174,10 @@ def test_recipe_builds_and_trains_one_epoch(recipe, tiny_ssl, built, tmp_path):
     raw = yaml.safe_load((RECIPES / f"{recipe}.yaml").read_text())["train"]
     kwargs = {**raw["model"].get("kwargs", {}), **TINY, "ssl_model": str(tiny_ssl), "num_samples": 4000,
               "feature_cache": False}
-    if recipe == "wavespec":
-        kwargs["cmff"] = "xattn"  # the main recipe's run also covers the alternative fusion
     optim = {**raw["optim"], "epochs": 1, "batch_size": 4, "num_workers": 0}
+    if recipe == "wavespec":  # the main recipe's run also covers the alternative fusion and SAM (two forwards)
+        kwargs["cmff"] = "xattn"
+        optim["sam"] = "sam"
     cfg = TrainConfig.from_dict({"data": {"dataset": str(built), "cache_dir": str(tmp_path / "hf")},
                                  "model": {"name": "wavespec", "kwargs": kwargs}, "optim": optim,
                                  "seed": 3, "device": "cpu", "out_dir": str(tmp_path / "run")})
@@ -176,6 +187,25 @@ def test_recipe_builds_and_trains_one_epoch(recipe, tiny_ssl, built, tmp_path):
     parts = {"train_ce"} | (set() if kwargs.get("w_scl", 0.5) == 0 else {"train_scl"})
     assert parts <= set(row) and all(float(row[p]) >= 0 for p in parts)
     assert 0.0 <= float(row["dev_eer"]) <= 1.0
+    if recipe == "wavespec":  # the trained checkpoint reloads and dumps embeddings for the t-SNE plots
+        import numpy as np
+
+        from benchmark.data import BuiltDataset
+        from benchmark.embeddings import dump_embeddings
+        from benchmark.models import load_weights
+
+        model = load_weights(create_model("wavespec", **kwargs), tmp_path / "run/checkpoints/best.pt")
+        dev = BuiltDataset(str(built), "validation", cache_dir=str(tmp_path / "hf"))
+        with np.load(dump_embeddings(model, dev, tmp_path / "emb.npz", batch_size=4)) as npz:
+            assert npz["embeddings"].shape == (4, 8) and set(npz["labels"]) == {"bonafide", "spoof"}
+
+
+def test_default_config_builds_offline_with_xlsr_shape(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # XLS-R's known shape: no weights needed until the first forward
+    model = create_model("wavespec")
+    assert model.ssl.layers == (8, 16, 24) and model.ssl.num_features == 1024 and model.frames(N) == 201
+    assert model.cqt.channels == 2 and model.unet.widths == (64, 128, 256) and model.scl.margin == 0.3
+    assert model.config.w_scl == 0.5 and model.classifier.conv1.in_channels == 3
 
 
 # --- configuration errors ---------------------------------------------------------------------------
