@@ -182,6 +182,9 @@ class WaveSpec(Detector):
                                    finetune=cfg.ssl_finetune, cache_dir=default_cache(cfg.feature_cache),
                                    normalize=cfg.ssl_normalize)
             conv = tuple(self.ssl._conv)
+            # A fine-tuned HF SSL model holds parameters no forward uses (masked_spec_embed, and the
+            # final LayerNorm when hidden_states come from below the top): DDP must look for them.
+            self.ddp_find_unused = bool(cfg.ssl_finetune)
             self.ssl_align = nn.ModuleList(SSLAlign(self.ssl.num_features, cfg.fusion_dim) for _ in self.scales)
         self._conv = conv
         self.shift, stride = ssl_frame_shift(conv)

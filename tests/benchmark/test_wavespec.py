@@ -151,6 +151,7 @@ def test_own_loss_is_ce_plus_weighted_scl(tiny_ssl):
     loss.backward()
     assert model.scl.center.grad is not None and model.scl.center.grad.abs().sum() > 0
     assert all(p.grad is not None for p in model.parameters())  # DDP needs no find_unused
+    assert not model.ddp_find_unused and tiny_model(tiny_ssl, ssl_finetune=True).ddp_find_unused
     no_scl = tiny_model(tiny_ssl, w_scl=0.0)
     loss, parts = no_scl(wave, target=target)
     assert set(parts) == {"ce"} and no_scl.scl is None
