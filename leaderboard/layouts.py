@@ -36,6 +36,9 @@ class Average:
     header: str
     #: Headers of the columns averaged; empty = every data column of the table.
     of: tuple[str, ...] = ()
+    #: With ``of`` empty: only the per-condition columns (``<test>:<condition>`` runs), so a
+    #: pooled test set's column does not enter an average over synthesizers.
+    conditions_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,15 +53,24 @@ class Layout:
     #: Fixed columns in the paper's order; None = one column per test set found.
     columns: tuple[Column, ...] | None
     averages: tuple[Average, ...] = ()
+    #: True: one sub-column per metric ("melgan AUC", "melgan EER") instead of "AUC / EER" cells.
+    metric_columns: bool = False
 
     def applies_to(self, protocol: str) -> bool:
         return any(fnmatch.fnmatchcase(protocol, p) for p in self.protocols)
 
     def columns_for(self, runs: Sequence[LoadedRun]) -> tuple[Column, ...]:
+        """The fixed columns, or one per test set found: per-condition runs first (grouped by
+        test set), then pooled ones.  A condition is named alone when one test set has
+        conditions, else as ``<test>:<condition>`` so two test sets' "melgan" stay apart."""
         if self.columns is not None:
             return self.columns
         tests = sorted({r.record.test_data for r in runs})
-        return tuple(Column(t.rsplit(":", 1)[-1], (t,)) for t in tests)
+        conditional = [t for t in tests if ":" in t]
+        pooled = [t for t in tests if ":" not in t]
+        several = len({t.rsplit(":", 1)[0] for t in conditional}) > 1
+        return (*(Column(t if several else t.rsplit(":", 1)[-1], (t,)) for t in conditional),
+                *(Column(t, (t,)) for t in pooled))
 
 
 _CODECS = tuple(Column(f"C{i}", (f"C{i}", f"codecfake:C{i}", f"codecfake-C{i}")) for i in range(1, 8))
@@ -78,13 +90,16 @@ CODECFAKE = Layout(
 
 FDADD = Layout(
     name="fdadd",
-    title="FD-ADD: AUC / EER (%) per synthesizer",
+    title="FD-ADD: AUC and EER (%) per synthesizer",
     paper="Zhang et al., 'Robust AI-Synthesized Speech Detection Using Feature Decomposition Learning "
-          "and Synthesizer Feature Augmentation', IEEE TIFS 2025, Tables of per-method AUC/EER",
-    protocols=("*wavefake*", "*librisevoc*", "*decro*"),
+          "and Synthesizer Feature Augmentation', IEEE TIFS 2025, Tables II-VIII (inner-dataset, "
+          "cross-method, ASVspoof 2021 DF, cross-dataset, cross-language: AUC and EER per synthesizer)",
+    # Every FD-ADD task of configs/matrix.yaml's fdadd group.
+    protocols=("*wavefake*", "*librisevoc*", "*decro*", "inner-dataset_21df"),
     metrics=("auc", "eer"),
     columns=None,
-    averages=(Average("Average"),),
+    averages=(Average("Average", conditions_only=True),),
+    metric_columns=True,
 )
 
 #: (header as in the ASVspoof 2021 summary tables, vocoder field of the DF trial_metadata.txt keys)

@@ -16,11 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from leaderboard.collect import LoadedRun
-from leaderboard.layouts import Column, Layout
+from leaderboard.layouts import Average, Column, Layout
 from leaderboard.tables import METRIC_VIEWS, _seed_text, _short_commit
 
 _DECIMALS = {v.key: v.decimals for v in METRIC_VIEWS}
 _TITLES = {"eer": "EER (%)", "auc": "AUC", "min_dcf": "min DCF"}
+#: Sub-column suffixes of layouts with one column per metric.
+_SHORT = {"eer": "EER", "auc": "AUC", "min_dcf": "minDCF"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class PaperTable:
 
     @property
     def metric_text(self) -> str:
+        if self.layout.metric_columns:
+            return " and ".join(_TITLES.get(m, m) for m in self.layout.metrics) + ", one column each"
         return " / ".join(_TITLES.get(m, m) for m in self.layout.metrics)
 
 
@@ -49,6 +53,13 @@ def _column_runs(runs: Sequence[LoadedRun], column: Column) -> list[LoadedRun]:
     return exact or [r for r in runs if column.matches(r.record.test_data)]
 
 
+def _averaged(avg: Average, columns: Sequence[Column]) -> tuple[str, ...]:
+    """Headers of the columns an average covers (see ``Average``)."""
+    if avg.of:
+        return avg.of
+    return tuple(c.header for c in columns if not avg.conditions_only or any(":" in a for a in c.aliases))
+
+
 def provenance(runs: Sequence[LoadedRun], protocol: str, build_date: str) -> str:
     recs = [r.record for r in runs]
     return (f"Protocol {protocol}; seeds: {_seed_text(r.seed for r in recs)}; "
@@ -62,7 +73,12 @@ def paper_table(layout: Layout, runs: Sequence[LoadedRun], protocol: str, build_
     runs = [r for r in runs if r.record.protocol == protocol]
     columns = layout.columns_for(runs)
     used = [r for r in runs if any(c.matches(r.record.test_data) for c in columns)]
-    headers = ["Model", "Train data", "Seeds", *(c.header for c in columns), *(a.header for a in layout.averages)]
+    covered = {a.header: _averaged(a, columns) for a in layout.averages}
+    if layout.metric_columns:
+        heads = [*(c.header for c in columns), *(a.header for a in layout.averages)]
+        headers = ["Model", "Train data", "Seeds", *(f"{h} {_SHORT.get(m, m)}" for h in heads for m in layout.metrics)]
+    else:
+        headers = ["Model", "Train data", "Seeds", *(c.header for c in columns), *(a.header for a in layout.averages)]
     rows = []
     for model, train in sorted({(r.record.model, r.record.train_data) for r in used}):
         mine = [r for r in used if (r.record.model, r.record.train_data) == (model, train)]
@@ -71,22 +87,22 @@ def paper_table(layout: Layout, runs: Sequence[LoadedRun], protocol: str, build_
         for column in columns:
             cruns = _column_runs(mine, column)
             if not cruns:
-                cells.append("–")
+                cells += ["–"] * (len(layout.metrics) if layout.metric_columns else 1)
                 continue
             parts = []
             for metric in layout.metrics:
                 values = [float(r.record.metrics[metric]) for r in cruns]
                 means.setdefault(column.header, {})[metric] = statistics.fmean(values)
                 parts.append(_cell(values, _DECIMALS.get(metric, 3)))
-            cells.append(" / ".join(parts))
+            cells += parts if layout.metric_columns else [" / ".join(parts)]
         for avg in layout.averages:
-            over = avg.of or tuple(c.header for c in columns)
-            if all(h in means for h in over):
-                cells.append(" / ".join(
-                    f"{statistics.fmean(means[h][m] for h in over):.{_DECIMALS.get(m, 3)}f}"
-                    for m in layout.metrics))
+            over = covered[avg.header]
+            if over and all(h in means for h in over):
+                parts = [f"{statistics.fmean(means[h][m] for h in over):.{_DECIMALS.get(m, 3)}f}"
+                         for m in layout.metrics]
+                cells += parts if layout.metric_columns else [" / ".join(parts)]
             else:
-                cells.append("–")
+                cells += ["–"] * (len(layout.metrics) if layout.metric_columns else 1)
         rows.append([model, train, _seed_text(r.record.seed for r in mine), *cells])
     return PaperTable(layout, protocol, headers, rows, provenance(used, protocol, build_date))
 

@@ -91,8 +91,57 @@ def test_fdadd_layout_shows_auc_and_eer_per_synthesizer_with_average(tmp_path):
                 test_data=f"wavefake:{voc}", metrics={"eer": e, "auc": a, "min_dcf": 0.1})
     table = paper_table(FDADD, collect_runs(root).runs, "wavefake-inner", DATE)
     assert FDADD.applies_to("wavefake-inner") and not FDADD.applies_to("codecfake-codec-trained")
-    assert table.headers[3:] == ["ljspeech_hifiGAN", "ljspeech_melgan", "Average"]
-    assert table.rows[0][3:] == ["0.9500 / 6.00", "0.9900 / 2.00", "0.9700 / 4.00"]
+    assert table.headers[3:] == ["ljspeech_hifiGAN AUC", "ljspeech_hifiGAN EER", "ljspeech_melgan AUC",
+                                 "ljspeech_melgan EER", "Average AUC", "Average EER"]
+    assert table.rows[0][3:] == ["0.9500", "6.00", "0.9900", "2.00", "0.9700", "4.00"]
+
+
+FDADD_TASKS = ["inner-dataset_wavefake", "inner-dataset_librisevoc", "inner-dataset_decro-en", "inner-dataset_decro-zh",
+               "inner-dataset_21df", "cross-method_wavefake", "cross-method_librisevoc", "cross-dataset_librisevoc",
+               "cross-language_wavefake", "cross-language_decro-en-to-zh", "cross-language_decro-zh-to-en"]
+
+
+def test_fdadd_layout_covers_every_fdadd_task_of_the_matrix():
+    from benchmark.matrix import Matrix
+
+    matrix = Matrix.load()
+    fdadd = {e.protocol.name for e in matrix.experiments({}, only="fdadd")}
+    assert fdadd == set(FDADD_TASKS)
+    assert all(FDADD.applies_to(p) for p in FDADD_TASKS)
+
+
+def test_fdadd_layout_mean_std_over_ten_seeds_pooled_kept_out_of_the_average(tmp_path):
+    root = tmp_path / "runs"
+    proto = "cross-method_librisevoc"
+    for seed in range(10):
+        for voc, (a, e) in {"diffwave": (0.90, 10.0), "wavegrad": (0.80, 20.0)}.items():
+            put_run(root, f"{voc}-s{seed}", model="rawnet2-voc", train_data="librisevoc-train", protocol=proto,
+                    seed=seed, test_data=f"LibriSeVoc-unseen:{voc}",
+                    metrics={"eer": e + (seed % 2), "auc": a, "min_dcf": 0.1})
+        put_run(root, f"pooled-s{seed}", model="rawnet2-voc", train_data="librisevoc-train", protocol=proto,
+                seed=seed, test_data="LibriSeVoc-unseen", metrics={"eer": 50.0, "auc": 0.5, "min_dcf": 1.0})
+    table = paper_table(FDADD, collect_runs(root).runs, proto, DATE)
+    assert table.headers[3:] == ["diffwave AUC", "diffwave EER", "wavegrad AUC", "wavegrad EER",
+                                 "LibriSeVoc-unseen AUC", "LibriSeVoc-unseen EER", "Average AUC", "Average EER"]
+    (row,) = table.rows
+    assert row[2] == "0, 1, 2, 3, 4, 5, 6, 7, 8, 9"
+    # EER alternates e, e + 1 over the seeds: mean e + 0.5, sample std sqrt(10 * 0.25 / 9) = 0.527
+    assert row[3:9] == ["0.9000 ± 0.0000", "10.50 ± 0.53", "0.8000 ± 0.0000", "20.50 ± 0.53",
+                        "0.5000 ± 0.0000", "50.00 ± 0.00"]
+    assert row[9:] == ["0.8500", "15.50"]  # over the synthesizers only, not the pooled set
+    md = to_markdown(table)
+    assert "| diffwave AUC | diffwave EER |" in md and "AUC and EER (%), one column each" in md
+
+
+def test_fdadd_layout_names_conditions_by_test_set_when_several(tmp_path):
+    root = tmp_path / "runs"
+    proto = "cross-dataset_librisevoc"
+    for test in ("WaveFake:melgan", "DECRO-EN:melgan", "DECRO-ZH", "WaveFake"):
+        put_run(root, test.replace(":", "-"), model="wav2clip", train_data="librisevoc-train", protocol=proto,
+                test_data=test, metrics={"eer": 5.0, "auc": 0.95, "min_dcf": 0.1})
+    table = paper_table(FDADD, collect_runs(root).runs, proto, DATE)
+    heads = [h.rsplit(" ", 1)[0] for h in table.headers[3::2]]
+    assert heads == ["DECRO-EN:melgan", "WaveFake:melgan", "DECRO-ZH", "WaveFake", "Average"]
 
 
 def test_asvspoof2021_df_layout_uses_the_official_vocoder_categories(tmp_path):
