@@ -244,8 +244,8 @@ class SSLFrontend(nn.Module):
             if todo:
                 fresh = self.compute(wave[todo]).float().cpu()
                 for j, i in enumerate(todo):
-                    found[i] = fresh[j].clone()
-                    cache.put(keys[i], found[i])
+                    # What put() stored (rounded in a float16 cache), so the first epoch sees the same values as later ones.
+                    found[i] = cache.put(keys[i], fresh[j].clone())
             return torch.stack(found).to(wave.device)
 
 

@@ -63,6 +63,17 @@ def test_cache_hit_is_identical_and_reused_across_instances(tiny, tmp_path):
     assert torch.equal(mixed[0], first[0]) and again.cache.misses == 1 and len(again.cache) == 4
 
 
+def test_float16_cache_gives_the_stored_values_on_the_first_epoch_too(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("CODECFAKE_CACHE_DTYPE", "float16")
+    wave = torch.randn(2, N)
+    fe = SSLFrontend(tiny["wav2vec2"], layer=1, cache_dir=tmp_path)
+    first = fe(wave)  # computed, rounded through float16 as stored
+    second = SSLFrontend(tiny["wav2vec2"], layer=1, cache_dir=tmp_path)(wave)  # read back
+    assert torch.equal(first, second) and first.dtype == torch.float32
+    exact = SSLFrontend(tiny["wav2vec2"], layer=1).compute(wave).float()
+    assert not torch.equal(first, exact) and torch.allclose(first, exact, rtol=2e-3, atol=1e-3)
+
+
 def test_cache_key_depends_on_input_layer_and_weights(tiny, tmp_path):
     wave = torch.randn(N)
     key = SSLFrontend(tiny["wav2vec2"], layer=1, cache_dir=tmp_path).cache.key
