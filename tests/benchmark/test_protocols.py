@@ -35,7 +35,7 @@ from tests.benchmark.test_readers import (
 
 EXPECTED = {
     "inner-dataset_wavefake", "inner-dataset_librisevoc", "inner-dataset_decro-en", "inner-dataset_decro-zh",
-    "inner-dataset_codecfake", "inner-dataset_19la",
+    "inner-dataset_codecfake", "inner-dataset_19la", "inner-dataset_21df",
     "cross-method_wavefake", "cross-method_librisevoc", "cross-method_21df", "cross-method_codecfake",
     "cross-dataset_librisevoc", "cross-dataset_19la", "cross-dataset_codecfake",
     "cross-language_wavefake", "cross-language_decro-en-to-zh", "cross-language_decro-zh-to-en",
