@@ -47,3 +47,42 @@ def test_run_all_records_embeddings_and_the_leaderboard_maps_them(tmp_path):
     assert "embeddings" not in per_condition["artifacts"]  # one map per test set, not per attack
     maps = list((out / "leaderboard" / "plots").glob("embeddings-*.png"))
     assert len(maps) == 1 and maps[0].stat().st_size > 10_000
+
+
+def test_the_seed_models_run_all_end_to_end_on_a_protocol(tmp_path):
+    """FD-ADD and WaveSpec (tiny widths, tiny random SSL) through `run all` on the LibriSeVoc miniature:
+    trained with their own losses, FD-ADD's synthesizer classes filled from the protocol's training
+    vocoders, evaluated per vocoder, with t-SNE maps in the leaderboard."""
+    from tests.benchmark.test_ssl_frontend import make_tiny
+
+    ssl = make_tiny("wav2vec2", tmp_path / "ssl")
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    optim = "{epochs: 1, batch_size: 4, lr: 1.0e-3, num_workers: 0, sampling: oversample}"
+    (recipes / "fd-add-tiny.yaml").write_text(
+        "description: tiny FD-ADD\ntrain:\n  model: {name: fd-add, kwargs: {widths: [4, 8, 8, 16], "
+        "wav2clip_init: false, transform_options: {compression: false}}}\n"
+        f"  optim: {optim}\n  device: cpu\n  tensorboard: false\n")
+    (recipes / "wavespec-tiny.yaml").write_text(
+        f"description: tiny WaveSpec\ntrain:\n  model: {{name: wavespec, kwargs: {{ssl_model: '{ssl}', "
+        "ssl_layers: [0, 1, 2], unet_widths: [4, 8, 8], fusion_dim: 8, resnet_widths: [8, 8, 8, 8], "
+        "resnet_blocks: [1, 1, 1, 1], cqt_n_bins: 24, cqt_fmin: 261.63}}\n"
+        f"  optim: {optim}\n  device: cpu\n  tensorboard: false\n")
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text("seeds: [0]\ngroups:\n  - {name: g, recipes: ['*-tiny'], protocols: [inner-dataset_librisevoc]}\n")
+    roots = {"librisevoc": str(make_librisevoc(tmp_path / "data"))}
+    out = tmp_path / "out"
+    result = run_all(Matrix.load(matrix, recipe_dir=recipes), roots, out, progress=False, say=lambda _: None)
+    assert len(result.finished) == 2 and not result.failed
+    for run_id in result.finished:
+        base = out / run_id
+        summary = json.loads((base / "train" / "train_summary.json").read_text())
+        pooled = json.loads((base / "runs" / "LibriSeVoc.json").read_text())
+        assert 0 <= pooled["metrics"]["eer"] <= 100 and "embeddings" in pooled["artifacts"]
+        log = (base / "train" / "train_log.csv").read_text().splitlines()[0]
+        if run_id.startswith("fd-add"):
+            assert summary["model_kwargs"]["systems"] == sorted(summary["model_kwargs"]["systems"])
+            assert len(summary["model_kwargs"]["systems"]) >= 2 and "train_adv" in log
+        else:
+            assert "train_scl" in log
+    assert len(list((out / "leaderboard" / "plots").glob("embeddings-*.png"))) == 2
