@@ -129,8 +129,9 @@ class OptimConfig:
 class EarlyStoppingConfig:
     #: Stop after this many epochs without a dev improvement; null = never.
     patience: int | None = None
-    #: The dev metric that picks best.pt and drives early stopping.
-    on: Literal["dev_eer", "dev_auc"] = "dev_eer"
+    #: The dev metric that picks best.pt and drives early stopping; "dev_loss" is the
+    #: class-weighted cross-entropy of the scoring head (what Codecfake keeps its model by).
+    on: Literal["dev_eer", "dev_auc", "dev_loss"] = "dev_eer"
     #: An epoch counts as an improvement only if it beats the best value by more than this.
     min_delta: float = 0.0
 

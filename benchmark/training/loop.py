@@ -60,7 +60,7 @@ from benchmark.training.scoring import autocast_for, score_loader
 
 log = logging.getLogger(__name__)
 
-LOG_COLUMNS = ("epoch", "train_loss", "dev_eer", "dev_auc", "lr", "seconds")
+LOG_COLUMNS = ("epoch", "train_loss", "dev_loss", "dev_eer", "dev_auc", "lr", "seconds")
 
 
 class TrainingError(RuntimeError):
@@ -106,6 +106,7 @@ class _State:
     epoch: int = 0  # last completed epoch
     best_eer: float = math.inf
     best_auc: float = -math.inf
+    best_loss: float = math.inf
     best_epoch: int = 0
     bad_epochs: int = 0
     stopped_early: bool = False
@@ -128,6 +129,17 @@ def _write_log(path: Path, history: list[dict[str, float]]) -> None:
     writer.writeheader()
     writer.writerows(history)
     atomic_write_text(path, buf.getvalue())
+
+
+def dev_cross_entropy(scores: np.ndarray, targets: np.ndarray, weight: torch.Tensor | None) -> float:
+    """The dev set's (class-weighted) cross-entropy, from scores alone: a two-class softmax
+    depends only on the logit difference, which is the score (bona fide minus spoof), so
+    logits [0, score] give exactly the loss of the model's own logits.  For own-loss models
+    it is the cross-entropy of their scoring head."""
+    s = torch.as_tensor(np.asarray(scores), dtype=torch.float64)
+    logits = torch.stack([torch.zeros_like(s), s], dim=1)
+    w = None if weight is None else weight.detach().to("cpu", torch.float64)
+    return float(nn.functional.cross_entropy(logits, torch.as_tensor(np.asarray(targets), dtype=torch.int64), weight=w))
 
 
 def _fill_systems(config: TrainConfig, train_src: Any) -> None:
@@ -344,23 +356,26 @@ def train(
             bona_scores, spoof_scores = split_scores(scores, targets)
             eer, threshold = compute_eer(bona_scores, spoof_scores)
             dev_auc = auc(bona_scores, spoof_scores)
-            on_auc = config.early_stopping.on == "dev_auc"
-            delta = config.early_stopping.min_delta
-            improved = (dev_auc > state.best_auc + delta) if on_auc else (float(eer) < state.best_eer - delta)
+            dev_loss = dev_cross_entropy(scores, targets, criterion.weight)
+            on, delta = config.early_stopping.on, config.early_stopping.min_delta
+            improved = {"dev_auc": dev_auc > state.best_auc + delta, "dev_eer": float(eer) < state.best_eer - delta,
+                        "dev_loss": dev_loss < state.best_loss - delta}[on]
             if improved:
-                state.best_eer, state.best_auc, state.best_epoch, state.bad_epochs = float(eer), dev_auc, epoch, 0
+                state.best_eer, state.best_auc, state.best_loss = float(eer), dev_auc, dev_loss
+                state.best_epoch, state.bad_epochs = epoch, 0
             else:
                 state.bad_epochs += 1
             patience = config.early_stopping.patience
             state.stopped_early = patience is not None and state.bad_epochs >= patience
             state.epoch = epoch
-            row = {"epoch": epoch, "train_loss": train_loss, "dev_eer": float(eer), "dev_auc": dev_auc, "lr": lr,
+            row = {"epoch": epoch, "train_loss": train_loss, "dev_loss": dev_loss, "dev_eer": float(eer),
+                   "dev_auc": dev_auc, "lr": lr,
                    "seconds": time.perf_counter() - t0, "dev_threshold": float(threshold),
                    **{f"train_{k}": v for k, v in loss_parts.items()}}
             state.history.append(row)
             checkpoint(epoch, improved)
             if board is not None:
-                for key in ("train_loss", "dev_eer", "dev_auc", "lr", *(f"train_{k}" for k in loss_parts)):
+                for key in ("train_loss", "dev_loss", "dev_eer", "dev_auc", "lr", *(f"train_{k}" for k in loss_parts)):
                     board.add_scalar(key, row[key], epoch)
                 board.flush()
             epochs_bar.set_postfix(loss=f"{train_loss:.4f}", dev_eer=f"{100 * eer:.2f}%",
@@ -400,6 +415,7 @@ def train(
         "best_epoch": state.best_epoch,
         "best_dev_eer": state.best_eer if math.isfinite(state.best_eer) else None,
         "best_dev_auc": state.best_auc if math.isfinite(state.best_auc) else None,
+        "best_dev_loss": state.best_loss if math.isfinite(state.best_loss) else None,
         "best_dev_threshold": next((r["dev_threshold"] for r in state.history if r["epoch"] == state.best_epoch), None),
         "last_dev_eer": state.history[-1]["dev_eer"] if state.history else None,
         "train_rows": len(train_src),

@@ -515,3 +515,28 @@ def test_float16_feature_cache_halves_entries_and_round_trips(tmp_path, monkeypa
     monkeypatch.setenv("CODECFAKE_CACHE_DTYPE", "fp8")
     with pytest.raises(ValueError, match=r"\$CODECFAKE_CACHE_DTYPE 'fp8' is not a storage precision"):
         FeatureCache(tmp_path, "p")
+
+
+def test_dev_loss_from_scores_equals_the_weighted_cross_entropy_of_the_logits():
+    from benchmark.training.loop import dev_cross_entropy
+
+    torch.manual_seed(0)
+    logits, targets = torch.randn(50, 2) * 3, torch.randint(0, 2, (50,))
+    weight = torch.tensor([1.0, 10.0])  # spoof, bona fide (target index)
+    scores = (logits[:, 1] - logits[:, 0]).numpy()
+    for w in (None, weight):
+        expected = float(nn.CrossEntropyLoss(weight=w)(logits, targets))
+        assert dev_cross_entropy(scores, targets.numpy(), w) == pytest.approx(expected, rel=1e-6)
+    assert dev_cross_entropy(scores, targets.numpy(), weight) != pytest.approx(
+        dev_cross_entropy(scores, targets.numpy(), None), rel=1e-3)  # the weights matter
+
+
+def test_best_epoch_by_dev_loss(built, cache, tmp_path):
+    cfg = _cfg(built, cache, tmp_path / "loss", epochs=4, lr=3e-2)
+    cfg.early_stopping.on = "dev_loss"
+    summary = train(cfg, progress=False)
+    rows = list(csv.DictReader((tmp_path / "loss/train_log.csv").open()))
+    losses = [float(r["dev_loss"]) for r in rows]
+    assert summary["early_stopping_on"] == "dev_loss" and len(set(losses)) == 4
+    assert summary["best_epoch"] == 1 + int(np.argmin(losses))
+    assert summary["best_dev_loss"] == pytest.approx(min(losses))
