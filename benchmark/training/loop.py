@@ -227,7 +227,8 @@ def train(
         if device.type == "cuda":
             device = torch.device("cuda", dist_env.local_rank)
             torch.cuda.set_device(device)
-        if not dist.is_initialized():
+        own_group = not dist.is_initialized()
+        if own_group:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     amp_dtype = config.amp_dtype if device.type == "cuda" else None
     use_amp = amp_dtype is not None
@@ -427,6 +428,12 @@ def train(
     }
     if dist_env.main:
         atomic_write_text(out_dir / "train_summary.json", json.dumps(summary, indent=2) + "\n")
+    if dist_env.world_size > 1 and own_group:
+        # Tear the group down before the interpreter exits: gloo's worker threads die with a
+        # C++ abort otherwise ("terminate called without an active exception") on the rank that
+        # leaves first.  The barrier also keeps ranks alive until rank 0 has written its files.
+        dist.barrier()
+        dist.destroy_process_group()
     return summary
 
 
