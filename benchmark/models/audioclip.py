@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from benchmark.models._audioclip_net import ESResNeXtConfig, ESResNeXtFBSP
+from benchmark.models._released_checkpoint import cached_checkpoint, find_released_checkpoint, read_state_dict
 from benchmark.models.base import MODELS, Detector, configure
 
 RELEASE_URL = "https://github.com/AndreyGuzhov/AudioCLIP/releases/download/v0.1/"
@@ -52,35 +53,15 @@ def _release_file(release: str) -> str:
 
 
 def _cache_file(release: str) -> Path:
-    from codecfake_build.codecs.weights import cache_dir
-
-    return cache_dir("audioclip") / _release_file(release)
+    return cached_checkpoint("audioclip", _release_file(release))
 
 
 def find_audioclip_checkpoint(path: str | Path | None = None, *, release: str = "full",
                               allow_download: bool = True) -> Path:
     """The explicit ``path``, else the project cache, else a download of the release into it."""
-    url = RELEASE_URL + _release_file(release)
-    if path is not None:
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise AudioCLIPWeightsError(f"{p}: AudioCLIP checkpoint not found. Fix: pass checkpoint=<path to "
-                                        f"{_release_file(release)}> (download: {url})")
-        return p
-    cached = _cache_file(release)
-    if cached.is_file():
-        return cached
-    from codecfake_build.codecs.weights import download, offline
-
-    if not allow_download or offline():
-        raise AudioCLIPWeightsError(f"{cached}: AudioCLIP checkpoint not found (offline). Fix: download {url} "
-                                    "to that path or pass checkpoint=<path>")
-    try:
-        return download(url, cached, timeout=300.0)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise AudioCLIPWeightsError(f"{cached}: AudioCLIP checkpoint could not be downloaded ({first}). Fix: "
-                                    f"download {url} to that path or pass checkpoint=<path>") from None
+    return find_released_checkpoint(path, owner="AudioCLIP", cache_name="audioclip", filename=_release_file(release),
+                                    url=RELEASE_URL + _release_file(release), error=AudioCLIPWeightsError,
+                                    allow_download=allow_download, timeout=300.0)
 
 
 def audioclip_audio_state(path: str | Path | None = None, *, release: str = "full") -> dict[str, torch.Tensor]:
@@ -88,15 +69,8 @@ def audioclip_audio_state(path: str | Path | None = None, *, release: str = "ful
     ``ESResNeXtFBSP``'s naming (``fbsp.m``, ``conv1.weight``, ``layer1.0.conv2.weight``, ``att5.bn.bias``,
     ``fc.weight``, ``window``, ...).  ``path=None`` looks the file up (cache, then download)."""
     file = find_audioclip_checkpoint(path, release=release)
-    try:
-        raw = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise AudioCLIPWeightsError(f"{file}: cannot read ({type(exc).__name__}). Fix: pass the released "
-                                    f"{_release_file(release)} ({RELEASE_URL})") from None
-    if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
-        raw = raw["state_dict"]
-    if not isinstance(raw, dict):
-        raise AudioCLIPWeightsError(f"{file}: not a state dict. Fix: pass the released {_release_file(release)}")
+    raw = read_state_dict(file, error=AudioCLIPWeightsError,
+                          fix=f"pass the released {_release_file(release)} ({RELEASE_URL})")
     state = {k[len(_PREFIX):]: v for k, v in raw.items() if k.startswith(_PREFIX)}
     # The official front-end registers an empty bias Parameter when built without one.
     if "fbsp.bias" in state and state["fbsp.bias"].numel() == 0:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from benchmark.models._released_checkpoint import cached_checkpoint, find_released_checkpoint, read_state_dict
 from benchmark.models.base import MODELS, configure
 from benchmark.models.resnet import ResNet18Spec
 
@@ -40,33 +41,14 @@ class Wav2CLIPWeightsError(FileNotFoundError):
 
 
 def _cache_file() -> Path:
-    from codecfake_build.codecs.weights import cache_dir
-
-    return cache_dir("wav2clip") / CHECKPOINT_NAME
+    return cached_checkpoint("wav2clip", CHECKPOINT_NAME)
 
 
 def find_wav2clip_checkpoint(path: str | Path | None = None, *, allow_download: bool = True) -> Path:
     """The explicit ``path``, else the project cache, else a download of the release into it."""
-    if path is not None:
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise Wav2CLIPWeightsError(f"{p}: Wav2CLIP checkpoint not found. Fix: pass checkpoint=<path to "
-                                       f"Wav2CLIP.pt> (download: {WAV2CLIP_URL})")
-        return p
-    cached = _cache_file()
-    if cached.is_file():
-        return cached
-    from codecfake_build.codecs.weights import download, offline
-
-    if not allow_download or offline():
-        raise Wav2CLIPWeightsError(f"{cached}: Wav2CLIP checkpoint not found (offline). Fix: download "
-                                   f"{WAV2CLIP_URL} to that path or pass checkpoint=<path>")
-    try:
-        return download(WAV2CLIP_URL, cached, timeout=120.0)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise Wav2CLIPWeightsError(f"{cached}: Wav2CLIP checkpoint could not be downloaded ({first}). Fix: "
-                                   f"download {WAV2CLIP_URL} to that path or pass checkpoint=<path>") from None
+    return find_released_checkpoint(path, owner="Wav2CLIP", cache_name="wav2clip", filename=CHECKPOINT_NAME,
+                                    url=WAV2CLIP_URL, error=Wav2CLIPWeightsError, allow_download=allow_download,
+                                    timeout=120.0)
 
 
 def wav2clip_audio_encoder_state(path: str | Path | None = None) -> dict[str, torch.Tensor]:
@@ -74,15 +56,7 @@ def wav2clip_audio_encoder_state(path: str | Path | None = None) -> dict[str, to
     (``conv1.weight``, ``bn1.*``, ``layer1.0.conv1.weight``, ``layer2.0.downsample.0.weight``, ...;
     no ``fc``).  ``path=None`` looks the file up (cache, then download)."""
     file = find_wav2clip_checkpoint(path)
-    try:
-        raw = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise Wav2CLIPWeightsError(f"{file}: cannot read ({type(exc).__name__}). Fix: pass the released "
-                                   f"Wav2CLIP.pt ({WAV2CLIP_URL})") from None
-    if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):  # a Lightning checkpoint
-        raw = raw["state_dict"]
-    if not isinstance(raw, dict):
-        raise Wav2CLIPWeightsError(f"{file}: not a state dict. Fix: pass the released Wav2CLIP.pt ({WAV2CLIP_URL})")
+    raw = read_state_dict(file, error=Wav2CLIPWeightsError, fix=f"pass the released Wav2CLIP.pt ({WAV2CLIP_URL})")
     state = {}
     for key, value in raw.items():
         if not key.startswith(_PREFIX):
