@@ -25,7 +25,6 @@ examples:
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from pathlib import Path
@@ -35,10 +34,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.codec_throughput import device_name  # noqa: E402
+from benchmarks.codec_throughput import RESULTS_DIR, device_name, slug  # noqa: E402
 from codecfake_build.atomic import atomic_write_json  # noqa: E402
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SCHEMA = "fd-add-throughput/1"
 #: Paper Table IX (batch 32, RTX 4090), samples/s.
 PAPER_FD_ADD = {"train_samples_per_s": 233.0, "test_samples_per_s": 1841.0, "batch": 32, "gpu": "RTX 4090"}
@@ -164,8 +162,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     result = run(args)
-    slug = re.sub(r"[^a-z0-9]+", "-", result["device_name"].lower()).strip("-")
-    out = args.json or RESULTS_DIR / f"fd_add_throughput-{slug}.json"
+    out = args.json or RESULTS_DIR / f"fd_add_throughput-{slug(result['device_name'])}.json"
     atomic_write_json(out, result)
     for name, row in result["models"].items():
         print(f"{name:7s} train {row['train_samples_per_s']:9.2f} samples/s   test {row['test_samples_per_s']:9.2f} "

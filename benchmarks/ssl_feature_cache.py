@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 import time
@@ -22,11 +21,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.codec_throughput import device_name  # noqa: E402
+from benchmarks.codec_throughput import RESULTS_DIR, device_name, slug  # noqa: E402
 from benchmark.frontends.ssl import SSLFrontend  # noqa: E402
 from codecfake_build.atomic import atomic_write_json  # noqa: E402
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def xlsr_shaped(path: Path, layers: int) -> Path:
@@ -82,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         "goal": ">= 10x",
     }
     print(json.dumps(result, indent=2))
-    slug = re.sub(r"[^a-z0-9]+", "-", result["device"].lower()).strip("-")
-    atomic_write_json(RESULTS_DIR / f"ssl_feature_cache-{slug}.json", result)
+    atomic_write_json(RESULTS_DIR / f"ssl_feature_cache-{slug(result['device'])}.json", result)
     print(f"epoch 1 {first:.2f} s, epoch 2 {second:.3f} s: {first / second:.0f}x "
           f"({'meets' if first / second >= 10 else 'misses'} the 10x goal)")
     return 0

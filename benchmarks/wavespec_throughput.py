@@ -23,7 +23,6 @@ examples:
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import tempfile
 import time
@@ -34,11 +33,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.codec_throughput import device_name  # noqa: E402
+from benchmarks.codec_throughput import RESULTS_DIR, device_name, slug  # noqa: E402
 from benchmarks.ssl_feature_cache import xlsr_shaped  # noqa: E402
 from codecfake_build.atomic import atomic_write_json  # noqa: E402
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SCHEMA = "wavespec-throughput/1"
 #: ``--backend tiny``: small U-Net/ResNet widths for smoke tests (not a measurement of WaveSpec).
 TINY_BACKEND = dict(unet_widths=[4, 8, 8], fusion_dim=8, resnet_widths=[8, 8, 8, 8], resnet_blocks=[1, 1, 1, 1])
@@ -168,9 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         except (FileNotFoundError, ValueError) as exc:
             print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
             return 2
-    out = args.json or RESULTS_DIR / ("wavespec_throughput-" + re.sub(r"[^a-z0-9]+", "-",
-                                                                      result["device_name"].lower()).strip("-")
-                                      + ".json")
+    out = args.json or RESULTS_DIR / f"wavespec_throughput-{slug(result['device_name'])}.json"
     atomic_write_json(out, result)
     for name, row in result["models"].items():
         print(f"{name:12s} {row['train_samples_per_s']:10.2f} train samples/s  "
