@@ -39,6 +39,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from benchmark.augment.speed import KAISER_BETA, LOWPASS_FILTER_WIDTH, ROLLOFF, sinc_resample, speed_rates
+from benchmark.data.labels import system_class
 from codecfake_build.audio import tile_to_length
 
 
@@ -132,21 +133,12 @@ class PseudoLabelTransform:
     def __init__(self, config: PseudoLabelConfig | None = None, systems: Sequence[str] = ()):
         self.config = config or PseudoLabelConfig()
         self.systems = list(systems)
-        self._system_index = {name: i for i, name in enumerate(self.systems)}
 
     def __repr__(self) -> str:
         return f"PseudoLabelTransform({self.config}, systems={self.systems})"
 
     def synthesizer_label(self, target: int, system: str) -> int:
-        if int(target) == 1:
-            return 0
-        try:
-            return 1 + self._system_index[system]
-        except KeyError:
-            raise ValueError(
-                f"spoof system '{system}' is not among the model's systems {self.systems}: build the model "
-                f"with systems= covering the training set (the trainer fills it when the config leaves it out)"
-            ) from None
+        return system_class(target, system, self.systems, "fd-add")
 
     def draw(self, n_input: int, rng: np.random.Generator) -> Draw:
         """Speed, crop and codec for a clip of ``n_input`` samples, in the official order."""

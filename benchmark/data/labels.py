@@ -94,3 +94,17 @@ def class_weights_by_name(weights: torch.Tensor) -> dict[str, float]:
     """Inverse of ``class_weight_tensor`` for reports: {'bonafide': w, 'spoof': w}
     (rounded to float32 precision so 0.9 reads 0.9, not 0.8999999761581421)."""
     return {name: float(f"{float(weights[i]):.7g}") for name, i in (("bonafide", TARGET_BONAFIDE), ("spoof", TARGET_SPOOF))}
+
+
+def system_class(target: int, system: str, systems: Sequence[str], owner: str) -> int:
+    """An item's class for a head over the training systems (``Detector.uses_systems``:
+    FD-ADD's synthesizer head, RawNet2-Voc's vocoder head): 0 for bona fide, 1 + the index
+    of its system for spoof.  A spoof system the model was not built with is one line."""
+    if int(target) == TARGET_BONAFIDE:
+        return 0
+    try:
+        return 1 + list(systems).index(system)
+    except ValueError:
+        raise ValueError(f"{owner}: spoof system '{system}' is not among the model's systems {list(systems)}. "
+                         "Fix: drop model.kwargs.systems so training fills it, or build the model with systems= "
+                         "covering the training set") from None

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.data.labels import system_class
 from benchmark.data.loader import random_crop
 from benchmark.models.base import MODELS
 from benchmark.models.rawnet2 import RawNet2, RawNet2Config
@@ -57,13 +58,7 @@ class VocoderLabel:
 
     def __call__(self, wave: np.ndarray, rng: np.random.Generator, *, target: int,
                  system: str) -> tuple[np.ndarray, dict[str, int]]:
-        if target == 1:
-            label = 0
-        elif system in self.systems:
-            label = 1 + self.systems.index(system)
-        else:
-            raise ValueError(f"rawnet2-voc: spoof system '{system}' is not among the model's systems "
-                             f"{list(self.systems)}. Fix: drop model.kwargs.systems so training fills it")
+        label = system_class(target, system, self.systems, "rawnet2-voc")
         cut = random_crop(wave, self.num_samples, rng) if self.random_crop else tile_to_length(wave, self.num_samples)
         return cut, {"vocoder": label}
 
