@@ -35,7 +35,7 @@ one STFT hop shorter than the input; the codec framework pads it back.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -51,6 +51,8 @@ from codecfake_build.codecs._funcodec_net import (
     SEANetConfig,
     SLSTM,
     _activation,
+    _has_seq,
+    _pick,
     _NormConv,
 )
 
@@ -136,18 +138,6 @@ def _groups(channels: int, ratio: int) -> int:
     return channels // 2 // ratio if ratio > 0 else 1
 
 
-def _pick(conf: dict[str, Any], where: str, rename: dict[str, str], refuse: tuple[str, ...] = ()
-          ) -> FreqSEANetConfig:
-    known = {f.name for f in fields(FreqSEANetConfig)}
-    kwargs: dict[str, Any] = {}
-    for key, value in conf.items():
-        name = rename.get(key, key)
-        if name not in known or key in refuse:
-            raise FunCodecConfigError(f"{where}: option '{key}' is not supported by this implementation")
-        kwargs[name] = value
-    return FreqSEANetConfig(**kwargs)
-
-
 def _freq_bins_after(bins: int, cfg: FreqSEANetConfig) -> int:
     """Frequency bins left after the encoder's strided convolutions (no extra padding in frequency)."""
     for f, _ in reversed(cfg.ratios):
@@ -184,9 +174,10 @@ def freq_config_from_yaml(args: dict[str, Any]) -> FreqCodecConfig:
     n_fft, stft_hop = int(domain_conf.get("n_fft", 512)), int(domain_conf.get("hop_length", 160))
 
     planes = int(args.get("input_size") or 1)
-    enc = _pick(dict(args.get("encoder_conf") or {}), "encoder_conf", {"input_size": "channels"}, _DECODER_ONLY)
+    enc = _pick(FreqSEANetConfig, dict(args.get("encoder_conf") or {}), "encoder_conf", {"input_size": "channels"},
+                refuse=_DECODER_ONLY)
     enc.channels = planes
-    dec = _pick(dict(args.get("decoder_conf") or {}), "decoder_conf", {"input_size": "dimension"})
+    dec = _pick(FreqSEANetConfig, dict(args.get("decoder_conf") or {}), "decoder_conf", {"input_size": "dimension"})
     quant = _pick_quantizer(dict(args.get("quantizer_conf") or {}))
     dec.dimension = enc.dimension  # the decoder's input is the quantiser's output, of the encoder's size
     if planes != 3 or dec.channels != 3:
@@ -321,10 +312,6 @@ class _DropFreqAxis(nn.Module):
 class _AddFreqAxis(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.unsqueeze(2)
-
-
-def _has_seq(cfg: FreqSEANetConfig) -> bool:
-    return cfg.seq_model == "lstm"
 
 
 class FreqEncoder(nn.Module):

@@ -108,7 +108,9 @@ class FunCodecConfigError(ValueError):
 
 
 def _pick(cls: type, conf: dict[str, Any], where: str, rename: dict[str, str] | None = None,
-          ignore: tuple[str, ...] = ()) -> Any:
+          ignore: tuple[str, ...] = (), refuse: tuple[str, ...] = ()) -> Any:
+    """``cls`` built from an official ``*_conf`` section: keys renamed, ``ignore``d ones dropped,
+    unknown or ``refuse``d ones a one-line error (never silently ignored)."""
     rename = rename or {}
     known = {f.name for f in fields(cls)}
     kwargs = {}
@@ -116,7 +118,7 @@ def _pick(cls: type, conf: dict[str, Any], where: str, rename: dict[str, str] | 
         name = rename.get(key, key)
         if key in ignore:
             continue
-        if name not in known:
+        if name not in known or key in refuse:
             raise FunCodecConfigError(f"{where}: option '{key}' is not supported by this implementation")
         kwargs[name] = value
     return cls(**kwargs)
