@@ -26,7 +26,17 @@ Bad input, each recorded in build_report.json and never fatal to the build:
   re-synthesised in overlapping 30 s windows (``Codec.max_chunk_seconds``)
   and cross-faded, so a codec never sees more than a window at once;
 * a codec that fails on one clip costs that clip's row only (the batch is
-  retried item by item).
+  retried item by item);
+* with ``--quality pesq,stoi``, a measure that has no value on a clip (silence,
+  too short, PESQ's "No utterances detected") leaves that column null; the
+  reason is logged, listed under ``quality_failures`` in build_report.json and
+  counted in the summary.
+
+Optional quality columns.  ``quality`` (``--quality``) adds the ``pesq_wb``
+and/or ``stoi`` columns to every row of the build (null on bona fide rows);
+without it those columns do not exist.  The setting is part of the
+fingerprint, so resuming an ``--out`` with another ``--quality`` is refused
+with an error naming both settings.
 """
 
 from __future__ import annotations
@@ -51,9 +61,10 @@ from codecfake_build.audio import AudioError, encode_flac, load_audio, peak_safe
 from codecfake_build.codecs import CODECS, Codec, CodecSpec, CodecUnavailableError, create_codec
 from codecfake_build.corpora import Utterance, open_corpus
 from codecfake_build.presets import Preset, get_preset
-from codecfake_build.quality import fake_quality, is_clipped
+from codecfake_build.quality import fake_quality, is_clipped, optional_quality, parse_quality_list, require_measures
 from codecfake_build.registry import UnknownNameError
-from codecfake_build.schema import NO_CODEC, REAL_CONDITION, SPLITS, STORE_RATE, condition_label
+from codecfake_build.schema import (NO_CODEC, OPTIONAL_QUALITY, REAL_CONDITION, SPLITS, STORE_RATE, condition_label,
+                                    dataset_features)
 from codecfake_build.splits import assign_splits, rank_key
 from codecfake_build.writer import Manifest, shard_name, write_shard
 
@@ -90,6 +101,11 @@ class BuildConfig:
     skip_unavailable: bool = False
     #: Longer sources are skipped (reason in the report); None or 0 = no limit.
     max_seconds: float | None = DEFAULT_MAX_SECONDS
+    #: Optional quality measures ("pesq", "stoi"): each adds its column (schema.OPTIONAL_QUALITY).
+    quality: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.quality = parse_quality_list(self.quality)  # canonical order: the same build, one fingerprint
 
     @classmethod
     def from_preset(cls, name: str, **kw: Any) -> "BuildConfig":
@@ -137,6 +153,8 @@ class BuildConfig:
                  "--seed", str(self.seed), "--shard-size", str(self.shard_size)]
         if self.max_seconds != DEFAULT_MAX_SECONDS:
             args += ["--max-seconds", f"{self.max_seconds or 0:g}"]
+        if self.quality:
+            args += ["--quality", ",".join(self.quality)]
         for kind in self.export:
             args += ["--export", kind]
         args += ["--out", str(self.out)]
@@ -176,14 +194,26 @@ class BuildResult:
     #: Conditions left out by --skip-unavailable: label, codec, reason.
     unavailable: list[dict[str, str]] = field(default_factory=list)
     clipped_sources: int = 0
+    #: The --quality measures of the build, and each null value they left: corpus, source_id,
+    #: codec, measure, reason.
+    quality: list[str] = field(default_factory=list)
+    quality_failures: list[dict[str, str]] = field(default_factory=list)
+
+    def quality_failure_counts(self) -> dict[str, int]:
+        counts = Counter(f["measure"] for f in self.quality_failures)
+        return {m: counts.get(m, 0) for m in self.quality}
 
     def summary(self) -> str:
         src = sum(1 for s in self.skipped if s.get("codec") is None)
         cod = len(self.skipped) - src
         missing = (f"; conditions left out as unavailable: {', '.join(u['condition'] for u in self.unavailable)}"
                    if self.unavailable else "")
+        nulls = ""
+        if self.quality:
+            counted = ", ".join(f"{OPTIONAL_QUALITY[m]} on {n}" for m, n in self.quality_failure_counts().items())
+            nulls = f"; quality null where the measure failed: {counted} of {self.spoof} fakes"
         return (f"Built {self.out}: {self.rows} rows ({self.bonafide} bona fide, {self.spoof} spoof) in "
-                f"{self.shards} shards; skipped {src} source files and {cod} codec outputs "
+                f"{self.shards} shards; skipped {src} source files and {cod} codec outputs{nulls} "
                 f"(see {self.out / REPORT}) in {self.seconds:.1f}s{missing}")
 
 
@@ -275,6 +305,8 @@ def fingerprint(cfg: BuildConfig, utts: list[Utterance], active: list[ActiveCode
         "shard_size": cfg.shard_size, "files": files, "row_format": ROW_FORMAT,
         "conditions": [[u[1], u[2]] for u in used], "max_seconds": cfg.max_seconds or None,
     }
+    if cfg.quality:  # only when set, so builds without it keep the fingerprint they always had
+        payload["quality"] = list(cfg.quality)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -284,9 +316,10 @@ def _finite_or_none(x: float) -> float | None:
 
 def base_row(p: PlannedUtterance, codec: str, config: str, wave: np.ndarray, name: str,
              condition: str = REAL_CONDITION, reference: np.ndarray | None = None,
-             clipped: bool = False) -> dict[str, Any]:
+             clipped: bool = False, optional: dict[str, float | None] | None = None) -> dict[str, Any]:
     """One dataset row; ``reference`` (the stored bona fide waveform) gives a codec
-    row its quality columns."""
+    row its quality columns; ``optional`` holds the --quality columns (writer ignores
+    them unless the build's features name them)."""
     u = p.utt
     quality = fake_quality(reference, wave, STORE_RATE) if reference is not None else {}
     return {
@@ -299,6 +332,7 @@ def base_row(p: PlannedUtterance, codec: str, config: str, wave: np.ndarray, nam
         "logmel_distance": _finite_or_none(quality.get("logmel_distance", float("nan"))),
         "si_snr_db": _finite_or_none(quality.get("si_snr_db", float("nan"))),
         "clipped": bool(clipped),
+        **(optional or {}),
     }
 
 
@@ -357,9 +391,12 @@ def run_codec(codec: Codec, items: list[tuple[int, np.ndarray, int]], batch_size
 
 
 def build_shard(shard: list[PlannedUtterance], codecs: list[ActiveCodec], batch_size: int,
-                max_seconds: float | None = DEFAULT_MAX_SECONDS,
-                ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+                max_seconds: float | None = DEFAULT_MAX_SECONDS, quality: list[str] | tuple[str, ...] = (),
+                ) -> tuple[list[dict[str, Any]], list[dict[str, str]], list[dict[str, str]]]:
+    """Rows, skipped inputs, and the optional quality values that failed (row kept, value null)."""
     skipped: list[dict[str, str]] = []
+    failures: list[dict[str, str]] = []
+    no_values = {OPTIONAL_QUALITY[m]: None for m in quality}
     loaded: list[tuple[int, np.ndarray, int]] = []
     clipped: dict[int, bool] = {}
     for i, p in enumerate(shard):
@@ -389,7 +426,7 @@ def build_shard(shard: list[PlannedUtterance], codecs: list[ActiveCodec], batch_
         p = shard[i]
         stem = p.utt.source_id.replace("/", "_")
         real = peak_safe(resample(wave, sr, STORE_RATE))
-        rows.append(base_row(p, NO_CODEC, "", real, f"{stem}.flac", clipped=clipped[i]))
+        rows.append(base_row(p, NO_CODEC, "", real, f"{stem}.flac", clipped=clipped[i], optional=no_values))
         for active, (outs, errs) in zip(codecs, per_codec):
             codec = active.codec
             if i in errs:
@@ -399,9 +436,15 @@ def build_shard(shard: list[PlannedUtterance], codecs: list[ActiveCodec], batch_
             if i not in outs:  # a test-only codec and a train/validation utterance
                 continue
             name = f"{stem}@{codec.registry_name}@{codec.config.name}.flac"
+            values, failed = optional_quality(real, outs[i], quality, STORE_RATE)
+            for measure, reason in failed.items():
+                failures.append({"corpus": p.utt.corpus, "source_id": p.utt.source_id, "codec": codec.spec,
+                                 "measure": measure, "reason": reason})
+                log.warning("%s: %s of codec %s is null: %s", p.utt.path, OPTIONAL_QUALITY[measure], codec.spec,
+                            reason)
             rows.append(base_row(p, codec.registry_name, codec.config.name, outs[i], name,
-                                 condition=active.condition, reference=real, clipped=clipped[i]))
-    return rows, skipped
+                                 condition=active.condition, reference=real, clipped=clipped[i], optional=values))
+    return rows, skipped, failures
 
 
 def build(cfg: BuildConfig) -> BuildResult:
@@ -409,10 +452,13 @@ def build(cfg: BuildConfig) -> BuildResult:
     utts, licences = list_utterances(cfg)
     if not utts:
         raise ValueError("the corpora hold no audio files: check the --corpus paths")
-    # Fail on missing codecs, weights or binaries before any work, not mid-build.
+    # Fail on missing codecs, weights, binaries or quality packages before any work, not mid-build.
+    require_measures(cfg.quality)
     codecs, unavailable = open_codecs(cfg)
     cfg.out.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest.open(cfg.out, fingerprint(cfg, utts, codecs), overwrite=cfg.overwrite)
+    manifest = Manifest.open(cfg.out, fingerprint(cfg, utts, codecs), overwrite=cfg.overwrite,
+                             options={"--quality": ",".join(cfg.quality) or "none"})
+    features = dataset_features(cfg.quality)
     shards = plan(cfg, utts)
     todo = [(s, i, len(lst), sh) for s, lst in shards.items() for i, sh in enumerate(lst)]
     bar = tqdm(total=len(utts), unit="utt", desc="codecfake_build", disable=not cfg.progress,
@@ -422,11 +468,12 @@ def build(cfg: BuildConfig) -> BuildResult:
         if manifest.is_done(name):
             bar.update(len(shard))
             continue
-        rows, skipped = build_shard(shard, codecs, cfg.batch_size, cfg.max_seconds)
+        rows, skipped, failures = build_shard(shard, codecs, cfg.batch_size, cfg.max_seconds, cfg.quality)
         # A zero-row parquet file breaks datasets' reader, so a shard whose inputs
         # were all bad is recorded in the manifest but not written.
-        sha = write_shard(rows, cfg.out / name) if rows else None
-        manifest.record(name, sha, len(rows), skipped)
+        sha = write_shard(rows, cfg.out / name, features) if rows else None
+        # Failures are stored per shard so the report still lists them after a resume.
+        manifest.record(name, sha, len(rows), skipped, **({"quality_failures": failures} if cfg.quality else {}))
         bar.update(len(shard))
     bar.close()
     result = summarise(cfg, manifest, shards, time.time() - t0, codecs, unavailable)
@@ -449,24 +496,32 @@ def summarise(cfg: BuildConfig, manifest: Manifest, shards: dict[str, list], sec
     import pyarrow.parquet as pq
 
     skipped: list[dict[str, str]] = []
+    quality_failures: list[dict[str, str]] = []
     labels: Counter[int] = Counter()
     split_rows: Counter[str] = Counter()
     per_condition: dict[str, dict[str, Any]] = {}
     clipped_sources: set[tuple[str, str]] = set()
     names = [shard_name(s, i, len(lst)) for s, lst in shards.items() for i in range(len(lst))]
-    columns = ["label", "split", "condition", "corpus", "source_id", "clipped", "logmel_distance", "si_snr_db"]
+    # Summary key -> column; the --quality columns exist only in builds that asked for them.
+    means = {"logmel": "logmel_distance", "sisnr": "si_snr_db", **{m: OPTIONAL_QUALITY[m] for m in cfg.quality}}
+    columns = ["label", "split", "condition", "corpus", "source_id", "clipped", *means.values()]
+
+    def new_entry() -> dict[str, Any]:
+        return {"rows": Counter(), **{k: [] for k in means}}
+
     for name in names:
         skipped.extend(manifest.shards[name]["skipped"])
+        quality_failures.extend(manifest.shards[name].get("quality_failures", []))
         if manifest.shards[name]["rows"] == 0:
             continue
         table = pq.read_table(cfg.out / name, columns=columns).to_pydict()
         labels.update(table["label"])
         split_rows.update(table["split"])
         for i, cond in enumerate(table["condition"]):
-            entry = per_condition.setdefault(cond, {"rows": Counter(), "logmel": [], "sisnr": []})
+            entry = per_condition.setdefault(cond, new_entry())
             entry["rows"][table["split"][i]] += 1
-            entry["logmel"].append(table["logmel_distance"][i])
-            entry["sisnr"].append(table["si_snr_db"][i])
+            for key, column in means.items():
+                entry[key].append(table[column][i])
             if table["clipped"][i]:
                 clipped_sources.add((table["corpus"][i], table["source_id"][i]))
     conditions = []
@@ -474,12 +529,14 @@ def summarise(cfg: BuildConfig, manifest: Manifest, shards: dict[str, list], sec
     conditions.append({"condition": REAL_CONDITION, "codec": NO_CODEC, "test_only": False,
                        "rows": dict(real["rows"]) if real else {}})
     for a in codecs or []:
-        entry = per_condition.get(a.condition, {"rows": Counter(), "logmel": [], "sisnr": []})
+        entry = per_condition.get(a.condition, new_entry())
         conditions.append({"condition": a.condition, "codec": a.codec.spec, "test_only": a.test_only,
                            "rows": dict(entry["rows"]), "mean_logmel_distance": _mean(entry["logmel"]),
-                           "mean_si_snr_db": _mean(entry["sisnr"])})
+                           "mean_si_snr_db": _mean(entry["sisnr"]),
+                           **{f"mean_{OPTIONAL_QUALITY[m]}": _mean(entry[m]) for m in cfg.quality}})
     result = BuildResult(cfg.out, sum(labels.values()), labels[0], labels[1], len(names), skipped,
-                         dict(split_rows), seconds, conditions, list(unavailable or []), len(clipped_sources))
+                         dict(split_rows), seconds, conditions, list(unavailable or []), len(clipped_sources),
+                         list(cfg.quality), quality_failures)
     atomic_write_json(cfg.out / REPORT, {
         "summary": result.summary(), "rows": result.rows, "bonafide": result.bonafide, "spoof": result.spoof,
         "split_rows": result.split_rows, "shards": names, "skipped": skipped,
@@ -487,6 +544,11 @@ def summarise(cfg: BuildConfig, manifest: Manifest, shards: dict[str, list], sec
         "codecs": [a.codec.spec for a in codecs or []], "preset": cfg.preset,
         "conditions": conditions, "unavailable": result.unavailable,
         "clipped_sources": sorted(f"{c}/{s}" for c, s in clipped_sources),
+        "quality": list(cfg.quality),
+        **({"quality_failures": quality_failures,
+            "quality_failure_counts": {
+                m: dict(Counter(f["reason"] for f in quality_failures if f["measure"] == m)) for m in cfg.quality}}
+           if cfg.quality else {}),
         "seed": cfg.seed, "command": cfg.to_command(),
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "codecs", "corpora")},
     })

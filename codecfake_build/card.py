@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from codecfake_build import __version__
 from codecfake_build.atomic import atomic_write_text
-from codecfake_build.schema import DATASET_FEATURES, SPLITS
+from codecfake_build.schema import OPTIONAL_QUALITY, SPLITS, dataset_features
 
 QUALITY_SECTION = [
     "## Quality columns", "",
@@ -19,6 +19,28 @@ QUALITY_SECTION = [
     "- `si_snr_db`: scale-invariant SNR in dB of the fake against the source (both zero-mean; projection of the "
     "fake on the source over the residual). Higher = closer; unaffected by the fake's gain.", "",
 ]
+
+#: One line per --quality measure, added to the quality section when the build computed it.
+OPTIONAL_QUALITY_LINES = {
+    "pesq": "- `pesq_wb`: ITU-T P.862.2 wide-band PESQ (MOS-LQO, about 1.04 to 4.64; 4.64 for an identical copy) "
+            "of the fake against the source at 16 kHz, mode `wb`, from the `pesq` package (ITU reference C code). "
+            "Higher = closer. Null where it has no value: clips shorter than 0.25 s, a silent source or fake, "
+            "no speech detected.",
+    "stoi": "- `stoi`: short-time objective intelligibility (Taal et al. 2011; not extended STOI), 0 to 1, from "
+            "`pystoi` called at 16 kHz (it resamples to 10 kHz internally). Higher = closer. Null where fewer "
+            "than about 0.4 s of speech remain after its 40 dB silence removal, or the source is silent.",
+}
+
+
+def quality_section(cfg: "BuildConfig", result: "BuildResult") -> list[str]:
+    """The quality columns' definitions, with the --quality ones this build computed."""
+    if not cfg.quality:
+        return QUALITY_SECTION
+    counts = result.quality_failure_counts()
+    return [*QUALITY_SECTION[:-1], *[OPTIONAL_QUALITY_LINES[m] for m in cfg.quality], "",
+            "Null values left by failed measures (reasons in build_report.json, `quality_failures`): "
+            + ", ".join(f"`{OPTIONAL_QUALITY[m]}` {counts[m]}" for m in cfg.quality) + f" of {result.spoof} fakes.",
+            ""]
 
 BAD_INPUT_SECTION = [
     "## Bad input", "",
@@ -39,14 +61,18 @@ def condition_section(cfg: "BuildConfig", result: "BuildResult") -> list[str]:
     def fmt(x: float | None, digits: int) -> str:
         return "n/a" if x is None else f"{x:.{digits}f}"
 
+    optional = [OPTIONAL_QUALITY[m] for m in cfg.quality]
+    titles = {"pesq_wb": "mean PESQ (wb)", "stoi": "mean STOI"}
     lines = ["## Conditions", "",
-             "| condition | codec | splits | rows (train/validation/test) | mean log-mel distance | mean SI-SNR (dB) |",
-             "|---|---|---|---|---|---|"]
+             "| condition | codec | splits | rows (train/validation/test) | mean log-mel distance | mean SI-SNR (dB) |"
+             + "".join(f" {titles[c]} |" for c in optional),
+             "|---|---|---|---|---|---|" + "---|" * len(optional)]
     for c in result.conditions:
         rows = "/".join(str(c["rows"].get(s, 0)) for s in SPLITS)
         where = "test only (unseen in training)" if c["test_only"] else "all"
         lines.append(f"| {c['condition']} | {c['codec']} | {where} | {rows} | "
-                     f"{fmt(c.get('mean_logmel_distance'), 3)} | {fmt(c.get('mean_si_snr_db'), 2)} |")
+                     f"{fmt(c.get('mean_logmel_distance'), 3)} | {fmt(c.get('mean_si_snr_db'), 2)} |"
+                     + "".join(f" {fmt(c.get('mean_' + col), 3)} |" for col in optional))
     lines.append("")
     if cfg.preset:
         preset = get_preset(cfg.preset)
@@ -92,14 +118,15 @@ def write_card(cfg: "BuildConfig", result: "BuildResult", licences: dict[str, st
         *[f"| {c.registry_name} | {c.config.name} | {c.native_rate} Hz | {c.weights_source} | {c.licence} |"
           for c in codecs], "",
         *condition_section(cfg, result),
-        *QUALITY_SECTION,
+        *quality_section(cfg, result),
         "## Sources", "", "| corpus | licence |", "|---|---|",
         *[f"| {name} | {lic} |" for name, lic in licences.items()], "",
         "## Features", "", "| column | type |", "|---|---|",
         *[f"| {k} | {type(v).__name__}{'(' + ', '.join(v.names) + ')' if hasattr(v, 'names') else ''} |"
-          for k, v in DATASET_FEATURES.items()], "",
+          for k, v in dataset_features(cfg.quality).items()], "",
         "`codec` is `none` and `condition` is `real` on bona fide rows. `source_id` names the real utterance "
-        "each row derives from. `logmel_distance` and `si_snr_db` are null on bona fide rows. `clipped` marks "
+        "each row derives from. `logmel_distance` and `si_snr_db`"
+        + "".join(f", `{OPTIONAL_QUALITY[m]}`" for m in cfg.quality) + " are null on bona fide rows. `clipped` marks "
         f"rows whose source recording is clipped ({result.clipped_sources} sources).", "",
         *BAD_INPUT_SECTION,
         "## Reading without torchcodec", "", "```python",

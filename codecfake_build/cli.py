@@ -10,6 +10,7 @@ from pathlib import Path
 
 from codecfake_build.codecs import CODECS, CodecUnavailableError, parse_codec_list
 from codecfake_build.corpora import CORPORA, CorpusError
+from codecfake_build.quality import QUALITY_INSTALL, QualityUnavailableError
 from codecfake_build.registry import UnknownNameError
 from codecfake_build.splits import parse_ratios
 from codecfake_build.writer import OutputConflictError
@@ -35,6 +36,9 @@ examples:
   # ... the same, building whichever of C1-C7 can run here (the rest is recorded)
   python -m codecfake_build --preset codecfake --skip-unavailable --corpus vctk=... --out runs/cf
 
+  # with wide-band PESQ and STOI columns (pip install pesq==0.0.4 pystoi==0.4.1)
+  python -m codecfake_build --codec mp3@32kbps --quality pesq,stoi --out runs/demo_q
+
   python -m codecfake_build codecs           # what codecs and configs exist
   python -m codecfake_build codecs --json
 
@@ -43,7 +47,9 @@ presets:
 
 Interrupted builds resume: rerun the same command with the same --out.
 Every row has a condition column (C<k> = k-th codec, "real" = bona fide), and codec rows
-carry logmel_distance and si_snr_db against their source (see the dataset card).
+carry logmel_distance and si_snr_db against their source (see the dataset card);
+--quality pesq,stoi adds pesq_wb (P.862.2 wide-band, 16 kHz) and stoi columns, null where
+the measure has no value on a clip (silence, < 0.25 s for PESQ, < ~0.4 s of speech for STOI).
 Bad input never stops a build; each case is listed in <out>/build_report.json:
 unreadable, empty, silent or NaN files are skipped; clips shorter than a codec frame are
 padded for the codec and trimmed back; clipped sources are kept and flagged (clipped=True);
@@ -97,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-seconds", type=float, default=None, metavar="S",
                    help="skip sources longer than S seconds, with the reason in build_report.json "
                         "(default 600; 0 = no limit). Shorter long clips are coded in 30 s windows")
+    p.add_argument("--quality", metavar="pesq,stoi", default=None,
+                   help="also compute these per-fake measures against the source: 'pesq' (column pesq_wb, "
+                        "ITU-T P.862.2 wide-band at 16 kHz) and/or 'stoi' (column stoi). Off by default; the "
+                        f"columns exist only in builds that ask for them. Needs: {QUALITY_INSTALL}")
     p.add_argument("--corpus", action="append", default=[], metavar="KIND=PATH",
                    help=f"corpus to read (repeatable); KIND is one of: {corpora}. "
                         "Default: the embedded synthetic corpus")
@@ -147,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(message)s")
     from codecfake_build.build import DEFAULT_MAX_SECONDS, BuildConfig, build
     from codecfake_build.presets import get_preset
+    from codecfake_build.quality import parse_quality_list
 
     try:
         if args.batch_size < 1 or args.shard_size < 1:
@@ -161,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             shard_size=args.shard_size, export=args.export, overwrite=args.overwrite,
             progress=not args.no_progress, skip_unavailable=args.skip_unavailable,
             max_seconds=DEFAULT_MAX_SECONDS if args.max_seconds is None else (args.max_seconds or None),
+            quality=parse_quality_list(args.quality),
         )
         if args.split_by is not None:
             common["split_by"] = args.split_by
@@ -180,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--weights {unknown[0]}=...: that codec is not in "
                              f"{'--preset ' + args.preset if args.preset else '--codec ' + args.codec}")
         result = build(cfg)
-    except (ValueError, CorpusError, CodecUnavailableError, OutputConflictError, UnknownNameError) as err:
+    except (ValueError, CorpusError, CodecUnavailableError, OutputConflictError, UnknownNameError,
+            QualityUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(result.summary())

@@ -4,10 +4,15 @@
 ``FEATURES`` are the core columns every built dataset has had since the first
 release; readers require exactly these.  ``EXTRA_FEATURES`` were added later
 (condition, quality, clipping) and readers treat them as optional, so datasets
-built before them still load.  The writer writes ``DATASET_FEATURES`` (both).
+built before them still load.  The writer writes ``DATASET_FEATURES`` (both),
+plus the ``OPTIONAL_QUALITY`` columns a build asked for with ``--quality``
+(``dataset_features``): those exist only in builds that computed them, so a
+null there always means "computed and failed", never "not asked for".
 """
 
 from __future__ import annotations
+
+from typing import Iterable
 
 import datasets
 
@@ -48,6 +53,26 @@ EXTRA_FEATURES = datasets.Features(
 )
 
 DATASET_FEATURES = datasets.Features({**FEATURES, **EXTRA_FEATURES})
+
+#: ``--quality`` measure -> its column (see quality.py); null on bona fide rows and
+#: where the measure failed on that clip (reason in build_report.json):
+#: ``pesq_wb``  ITU-T P.862.2 wide-band PESQ (MOS-LQO, about 1.04 to 4.64) at 16 kHz;
+#: ``stoi``     short-time objective intelligibility (Taal et al. 2011), 0 to 1.
+OPTIONAL_QUALITY = {"pesq": "pesq_wb", "stoi": "stoi"}
+OPTIONAL_QUALITY_FEATURES = datasets.Features(
+    {column: datasets.Value("float32") for column in OPTIONAL_QUALITY.values()}
+)
+
+
+def dataset_features(quality: Iterable[str] = ()) -> datasets.Features:
+    """The columns of a build: ``DATASET_FEATURES`` plus the chosen optional measures'
+    columns, in ``OPTIONAL_QUALITY`` order whatever the order asked."""
+    chosen = set(quality)
+    unknown = chosen - set(OPTIONAL_QUALITY)
+    if unknown:
+        raise ValueError(f"unknown quality measure(s) {sorted(unknown)}; choose from {', '.join(OPTIONAL_QUALITY)}")
+    extra = {col: OPTIONAL_QUALITY_FEATURES[col] for m, col in OPTIONAL_QUALITY.items() if m in chosen}
+    return datasets.Features({**DATASET_FEATURES, **extra}) if extra else DATASET_FEATURES
 
 REAL_CONDITION = "real"
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -41,17 +42,18 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
-    schema = DATASET_FEATURES.arrow_schema
-    columns = {name: [DATASET_FEATURES[name].encode_example(r[name]) if name == "label" and isinstance(r[name], str)
-                      else r[name] for r in rows] for name in DATASET_FEATURES}
+def rows_to_table(rows: list[dict[str, Any]], features: datasets.Features = DATASET_FEATURES) -> pa.Table:
+    schema = features.arrow_schema
+    columns = {name: [features[name].encode_example(r[name]) if name == "label" and isinstance(r[name], str)
+                      else r[name] for r in rows] for name in features}
     return pa.Table.from_pydict(columns, schema=schema)
 
 
-def write_shard(rows: list[dict[str, Any]], path: Path) -> str:
+def write_shard(rows: list[dict[str, Any]], path: Path, features: datasets.Features = DATASET_FEATURES) -> str:
     """Write rows as one parquet file atomically; returns its sha256.
-    Fixed writer options make the bytes a pure function of the rows."""
-    table = rows_to_table(rows)
+    Fixed writer options make the bytes a pure function of the rows.
+    ``features``: the build's columns (``schema.dataset_features``)."""
+    table = rows_to_table(rows, features)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", row_group_size=64, write_statistics=False)
     return sha256_file(path)
@@ -62,19 +64,26 @@ class Manifest:
     out: Path
     fingerprint: str
     shards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Build options worth naming when a resume is refused (e.g. {"--quality": "pesq"}).
+    options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, out: Path, fingerprint: str, overwrite: bool = False) -> "Manifest":
+    def open(cls, out: Path, fingerprint: str, overwrite: bool = False,
+             options: dict[str, Any] | None = None) -> "Manifest":
         path = out / MANIFEST
+        options = dict(options or {})
         if path.exists() and not overwrite:
             data = json.loads(path.read_text())
             if data.get("fingerprint") != fingerprint:
+                old = data.get("options", {})
+                differ = "; ".join(f"{k} {old[k]} there, {v} now"
+                                   for k, v in options.items() if k in old and old[k] != v)
                 raise OutputConflictError(
-                    f"{out}: holds a build with different inputs or options. "
+                    f"{out}: holds a build with different inputs or options{f' ({differ})' if differ else ''}. "
                     "Fix: choose a new --out, or pass --overwrite to rebuild it"
                 )
-            return cls(out, fingerprint, data.get("shards", {}))
-        return cls(out, fingerprint)
+            return cls(out, fingerprint, data.get("shards", {}), options)
+        return cls(out, fingerprint, options=options)
 
     def is_done(self, name: str) -> bool:
         entry = self.shards.get(name)
@@ -85,11 +94,14 @@ class Manifest:
         path = self.out / name
         return path.is_file() and sha256_file(path) == entry["sha256"]
 
-    def record(self, name: str, sha256: str | None, rows: int, skipped: list[dict[str, str]]) -> None:
-        self.shards[name] = {"sha256": sha256, "rows": rows, "skipped": skipped}
+    def record(self, name: str, sha256: str | None, rows: int, skipped: list[dict[str, str]],
+               **extra: Any) -> None:
+        """``extra``: more per-shard lists the report needs after a resume (e.g. quality_failures)."""
+        self.shards[name] = {"sha256": sha256, "rows": rows, "skipped": skipped, **extra}
         self.save()
 
     def save(self) -> None:
         atomic_write_json(self.out / MANIFEST, {
             "format": MANIFEST_FORMAT, "fingerprint": self.fingerprint, "shards": self.shards,
+            **({"options": self.options} if self.options else {}),
         })
