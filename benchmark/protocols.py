@@ -41,6 +41,7 @@ import numpy as np
 from benchmark.data.readers import DATASETS, DatasetItem, DatasetReader, ItemSource, dataset_help, open_dataset
 from benchmark.data.readers.base import BONAFIDE_CONDITION, ITEM_FIELDS
 from benchmark.data.source import DataError
+from benchmark.fdadd_split import fdadd_split
 from benchmark.training.config import ConfigError, _build, read_yaml_file
 from codecfake_build.schema import BONAFIDE
 from codecfake_build.splits import rank_key
@@ -95,6 +96,9 @@ class SplitRule:
     pool_test: bool = True
     pool_test_name: str | None = None
     pool_condition_by: str = "vocoder"
+    #: ratio/fakes_ratio unit order: "hash" ranks by (seed, unit); "fdadd" is FD-ADD's fixed, seed-independent
+    #: cut (benchmark/fdadd_split.py).
+    order: Literal["hash", "fdadd"] = "hash"
 
 
 @dataclass
@@ -427,6 +431,17 @@ def _cut(n: int, ratios: Sequence[float]) -> list[int]:
 
 def split_pool(pool: Sequence[DatasetItem], rule: SplitRule, seed: int) -> dict[str, list[DatasetItem]]:
     """Cut the pool into train/dev/test by ranked groups (see the module docstring)."""
+    out = fdadd_split(pool, rule) if rule.order == "fdadd" else _hash_split(pool, rule, seed)
+    if rule.rule == "fakes_ratio":
+        seen = {it.vocoder for it in pool if it.label != BONAFIDE}
+        absent = sorted(set(rule.train_vocoders or ()) - seen)
+        if absent:
+            raise DataError(f"split.train_vocoders {absent} have no fakes in the pool (vocoders: {', '.join(sorted(seen))}). "
+                            "Fix: use the dataset's vocoder names")
+    return out
+
+
+def _hash_split(pool: Sequence[DatasetItem], rule: SplitRule, seed: int) -> dict[str, list[DatasetItem]]:
     units = sorted({it.get(rule.group_by) for it in pool}, key=lambda u: rank_key(seed, u))
     position = {u: i for i, u in enumerate(units)}
     n = len(units)
@@ -446,12 +461,6 @@ def split_pool(pool: Sequence[DatasetItem], rule: SplitRule, seed: int) -> dict[
             out[part_of(unit, rule.fake_ratios, PARTS[:2])].append(it)
         else:
             out["test"].append(it)
-    if rule.rule == "fakes_ratio":
-        seen = {it.vocoder for it in pool if it.label != BONAFIDE}
-        absent = sorted(train_vocoders - seen)
-        if absent:
-            raise DataError(f"split.train_vocoders {absent} have no fakes in the pool (vocoders: {', '.join(sorted(seen))}). "
-                            "Fix: use the dataset's vocoder names")
     return out
 
 

@@ -20,8 +20,6 @@ from benchmark.training.config import ConfigError
 from benchmark.data.source import DataError
 from codecfake_build.schema import BONAFIDE, SPOOF
 from tests.benchmark.test_readers import (
-    JSUT_IDS,
-    LIBRI_IDS,
     LJ_IDS,
     WAVEFAKE_LJ,
     make_asvspoof2019,
@@ -36,7 +34,7 @@ from tests.benchmark.test_readers import (
 EXPECTED = {
     "inner-dataset_wavefake", "inner-dataset_librisevoc", "inner-dataset_decro-en", "inner-dataset_decro-zh",
     "inner-dataset_codecfake", "inner-dataset_19la", "inner-dataset_21df",
-    "cross-method_wavefake", "cross-method_librisevoc", "cross-method_21df", "cross-method_codecfake",
+    "cross-method_wavefake", "cross-method_wavefake-melgan-large", "cross-method_librisevoc", "cross-method_21df", "cross-method_codecfake",
     "cross-dataset_librisevoc", "cross-dataset_19la", "cross-dataset_codecfake",
     "cross-language_wavefake", "cross-language_decro-en-to-zh", "cross-language_decro-zh-to-en",
     "cross-language_codecfake-vctk-to-aishell3", "cross-language_codecfake-aishell3-to-vctk",
@@ -87,18 +85,26 @@ def test_ratio_split_keeps_every_vocoder_version_of_an_utterance_together(tmp_pa
             where.setdefault(it.source_id, set()).add(part)
     assert all(len(p) == 1 for p in where.values())  # no utterance in two splits
     units = Counter(next(iter(p)) for p in where.values())
-    n = len(LJ_IDS) + len(JSUT_IDS)  # 14 utterances -> round(0.6n)=8, round(0.8n)-8=3, rest 3
-    assert units == {"train": 8, "dev": 3, "test": 3} and sum(units.values()) == n
-    # every version of a train utterance (real + 7 LJSpeech vocoders, or real + 2 JSUT) is in train
-    lj_train = {it.source_id for it in r.train if it.corpus == "ljspeech"}
+    # LJSpeech only, as FD-ADD: 10 ids x 8 files, cut at 64,000/16,000/24,800 of 104,800 files
+    # -> cumulative 48.85 / 61.07 / 80 files -> 6 / 1 / 3 whole ids
+    assert units == {"train": 6, "dev": 1, "test": 3} and sum(units.values()) == len(LJ_IDS)
+    assert all(it.corpus == "ljspeech" for it in r.train + r.dev + test.items)
+    lj_train = {it.source_id for it in r.train}
     assert all(sum(it.source_id == s for it in r.train) == 1 + len(WAVEFAKE_LJ) for s in lj_train)
-    assert not any(it.corpus == "commonvoice-prompts" for it in r.train + r.dev + test.items)
-    assert test.conditions() == sorted({it.vocoder for it in test.items if it.label == SPOOF})
-    # deterministic given the seed, different for another seed
-    again = resolve(protocol, roots, seed=3)
-    assert [it.utt_id for it in again.train] == [it.utt_id for it in r.train]
+    assert test.conditions() == sorted(WAVEFAKE_LJ)
+    # FD-ADD's split is fixed: the same for every seed
     other = resolve(protocol, roots, seed=4)
-    assert {it.source_id for it in other.train} != {it.source_id for it in r.train}
+    assert [it.utt_id for it in other.train] == [it.utt_id for it in r.train]
+
+
+def test_hash_order_split_depends_on_the_seed(tmp_path):
+    roots = {"wavefake": make_wavefake(tmp_path)}
+    raw = load_protocol("inner-dataset_wavefake").to_dict()
+    raw["split"] = {**raw["split"], "order": "hash", "ratios": [0.6, 0.2, 0.2]}
+    protocol = Protocol.from_dict(raw)
+    a, b = resolve(protocol, roots, seed=3), resolve(protocol, roots, seed=4)
+    assert len({it.source_id for it in a.train}) == 6  # round(0.6 x 10)
+    assert {it.source_id for it in a.train} != {it.source_id for it in b.train}
 
 
 def test_cross_method_trains_on_melgan_and_pwg_fakes_only(tmp_path):
@@ -132,9 +138,9 @@ def test_cross_method_librisevoc_and_inner_ratio(tmp_path):
     assert {it.vocoder for it in r.train if it.label == SPOOF} == {"melgan", "parallel_wave_gan"}
     assert r.tests[0].conditions() == ["diffwave", "wavegrad", "wavenet", "wavernn"]
     inner = resolve(load_protocol("inner-dataset_librisevoc"), roots)
-    n = len(LIBRI_IDS)
-    assert len({it.source_id for it in inner.train}) == round(0.6 * n)
-    assert len(inner.train) == 7 * round(0.6 * n)  # gt + 6 vocoders per utterance
+    # 12 ids x 7 files cut at 55,440/18,480/18,487 of 92,407 files: floor(0.59996 x 12) = 7 ids train
+    assert len({it.source_id for it in inner.train}) == 7
+    assert len(inner.train) == 7 * 7  # gt + 6 vocoders per utterance
 
 
 def test_official_protocol_on_asvspoof_and_in_the_wild(tmp_path):

@@ -15,6 +15,13 @@ to it (or are passed as ``ljspeech_root`` / ``jsut_root``)::
 File names differ by vocoder (``_gen``, ``_generated`` or no suffix); the
 utterance id (``source_id``) is the name without that suffix, so every
 vocoder version of an utterance shares the real file's id.
+
+The FD-ADD authors' layout is read too (RedamancyAY/Robust-AI-Synthesized-
+Speech-Detection a0bf83c, data/datasets/wavefake.py): everything in one
+``WaveFake/`` folder, the real corpora renamed ``ljspeech_real/`` (holding
+``wavs/``) and ``jsut_real/`` (their table counts 5,000 files: basic5000),
+the TTS folder renamed ``ljspeech_tts/``.  A ``<corpus>_real`` folder is
+bona fide, never a vocoder called "real".
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from benchmark.data.source import DataError
 from codecfake_build.schema import BONAFIDE, SPOOF
 
 TTS_FOLDER = "common_voices_prompts_from_conformer_fastspeech2_pwg_ljspeech"
+#: The FD-ADD authors' name for the TTS folder.
+TTS_FOLDER_RENAMED = "ljspeech_tts"
 #: Corpus prefix of a generated folder -> (language, where its bona-fide audio lives under the root).
 CORPORA = {
     "ljspeech": ("en", Path("LJSpeech-1.1") / "wavs", "https://keithito.com/LJ-Speech-Dataset/"),
@@ -49,7 +58,8 @@ def utterance_id(stem: str) -> str:
 class WaveFake(DatasetReader):
     title = "WaveFake"
     url = "https://zenodo.org/records/5642694"
-    layout = "generated_audio/<corpus>_<vocoder>/*.wav plus LJSpeech-1.1/wavs and jsut_ver1.1/basic5000/wav"
+    layout = ("generated_audio/<corpus>_<vocoder>/*.wav plus LJSpeech-1.1/wavs and jsut_ver1.1/basic5000/wav "
+              "(or FD-ADD's: <corpus>_<vocoder>/, ljspeech_real/wavs, jsut_real, ljspeech_tts in one folder)")
     paper = "Frank & Schönherr, WaveFake: A Data Set to Facilitate Audio Deepfake Detection (NeurIPS D&B 2021)"
     sample_rates = "22.05 kHz (LJSpeech), 24 kHz (generated JSUT), 48 kHz (real JSUT)"
 
@@ -72,6 +82,10 @@ class WaveFake(DatasetReader):
         for base in (self.root, self.generated.parent):
             if (base / relative).is_dir():
                 return base / relative
+        renamed = self.generated / f"{corpus}_real"  # the FD-ADD authors' layout
+        for inner in (Path(*relative.parts[1:]), Path("wavs"), Path()):
+            if list_files(renamed / inner, (".wav",)):
+                return renamed / inner
         return self.root / relative
 
     def _read(self) -> list[DatasetItem]:
@@ -79,12 +93,12 @@ class WaveFake(DatasetReader):
         seen_corpora = set()
         folders = sorted(p for p in self.generated.iterdir() if p.is_dir()) if self.generated.is_dir() else []
         for folder in folders:
-            if folder.name == TTS_FOLDER:
+            if folder.name in (TTS_FOLDER, TTS_FOLDER_RENAMED):
                 corpus, vocoder, language = "commonvoice-prompts", "conformer_fastspeech2_pwg", "en"
             else:
                 prefix, _, vocoder = folder.name.partition("_")
-                if prefix not in CORPORA or not vocoder:
-                    continue  # not a WaveFake folder (e.g. the real corpora placed here)
+                if prefix not in CORPORA or not vocoder or vocoder == "real":
+                    continue  # not a vocoder folder (e.g. the real corpora placed here)
                 corpus, language = prefix, CORPORA[prefix][0]
                 seen_corpora.add(corpus)
             for stem, path in list_files(folder, (".wav",)).items():
@@ -92,7 +106,7 @@ class WaveFake(DatasetReader):
                 items.append(DatasetItem(
                     utt_id=f"{folder.name}/{stem}", label=SPOOF, path=path, speaker=corpus,
                     source_id=f"{corpus}/{uid}", attack=vocoder, vocoder=vocoder,
-                    vocoder_category="tts" if folder.name == TTS_FOLDER else "vocoder",
+                    vocoder_category="tts" if corpus == "commonvoice-prompts" else "vocoder",
                     language=language, corpus=corpus,
                 ))
         if not items:
