@@ -22,7 +22,7 @@ one-at-a-time output exactly (tested to 1e-4) while sharing forward passes.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Iterator
 
 from codecfake_build.codecs.base import CODECS, CodecConfig, CodecUnavailableError
@@ -131,13 +131,20 @@ class DacCodec(HFCodec):
     def _mixed_lengths_exact(self) -> bool:
         return True
 
+    def _masked(self, valid: Any, width: int) -> Any:
+        # Without padding (one clip, or equal lengths) every mask is all-true: skip the
+        # per-convolution masking, which costs a full pass over each activation.
+        if bool((valid == width).all()):
+            return nullcontext()
+        return _mask_past_valid(self.model, valid)
+
     def _encode(self, x: Any, valid: Any) -> Any:
-        with _mask_past_valid(self.model, valid):
+        with self._masked(valid, x.shape[-1]):
             return self.model.encode(x[:, None, :], return_dict=True)
 
     def _decode(self, state: Any, valid: Any) -> Any:
         hop = int(self.model.config.hop_length)
-        with _mask_past_valid(self.model, valid // hop):
+        with self._masked(valid // hop, state.quantized_representation.shape[-1]):
             y = self.model.decode(quantized_representation=state.quantized_representation,
                                   return_dict=True).audio_values
         return y.reshape(y.shape[0], -1)

@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from codecfake_build.codecs import CodecUnavailableError, create_codec, parse_codec_list
+from codecfake_build.codecs.base import group_by_length
 from codecfake_build.codecs.dac import DacCodec
 from codecfake_build.codecs.encodec import EncodecCodec
 
@@ -255,6 +256,31 @@ def test_batches_are_capped_by_padded_seconds(ckpt, hub_cache):
     codec.load()
     codec.max_batch_seconds = 2.0
     assert codec._groups([24000, 24000, 24000, 100]) == [[3, 0], [1, 2]]
+
+
+def test_cpu_budget_is_smaller_than_the_gpu_one(ckpt, hub_cache):
+    cpu = create_codec("encodec", weights=str(ckpt["encodec"]))
+    cuda = create_codec("encodec", device="cuda", weights=str(ckpt["encodec"]))
+    assert cpu.batch_seconds() == cpu.cpu_max_batch_seconds == 4.0
+    assert cuda.batch_seconds() == cuda.max_batch_seconds == 60.0
+    # Ten 2 s clips at 24 kHz: two per pass on a CPU, all ten in one pass on a GPU.
+    assert [len(g) for g in group_by_length([48000] * 10, int(cpu.batch_seconds() * 24000), True)] == [2] * 5
+    assert [len(g) for g in group_by_length([48000] * 10, int(cuda.batch_seconds() * 24000), True)] == [10]
+
+
+def test_dac_masks_only_padded_batches(ckpt, shared, hub_cache, monkeypatch):
+    import codecfake_build.codecs.dac as dac_module
+
+    x, sr = _speech(shared, 0.3)
+    codec = create_codec("dac@16khz", weights=str(ckpt["dac16khz"]))
+    codec.load()
+    calls = []
+    real = dac_module._mask_past_valid
+    monkeypatch.setattr(dac_module, "_mask_past_valid", lambda m, v: calls.append(len(v)) or real(m, v))
+    codec.resynthesize([x[:3200]], sr)
+    assert calls == []  # one clip: nothing is padded, so nothing is masked
+    codec.resynthesize([x[:3200], x[:2000]], sr)
+    assert calls == [2, 2]  # encoder and decoder of the padded pair
 
 
 # ---- configs -----------------------------------------------------------------------------------
