@@ -55,8 +55,16 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--config", required=True, type=Path, help="YAML file, e.g. configs/demo_lcnn.yaml")
     t.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run")
 
-    m = sub.add_parser("models", help="list registered detectors and their parameter counts")
-    m.add_argument("--json", action="store_true")
+    m = sub.add_parser("models", help="list registered detectors and their parameter counts",
+                       description="List every registered detector with its parameter count, built on the meta "
+                                   "device (no memory, no weights, no network for the built-in SSL models). "
+                                   "params = back-end + pretrained front-end; backend_params leaves the pretrained "
+                                   "SSL front-end out. An SSL front-end is counted as the detector keeps it: the "
+                                   "pretrained model cut above the highest hidden state it reads (e.g. 6 of XLS-R's "
+                                   "24 layers for hidden_states[5]); when that differs from the released model, "
+                                   "frontend_full_params gives the full pretrained size.")
+    m.add_argument("--json", action="store_true",
+                   help='print a JSON list of {"name", "params", "backend_params"[, "frontend_full_params"]}')
 
     r = sub.add_parser(
         "run", help="run the demo or the whole experiment matrix", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -147,12 +155,14 @@ def cmd_train(args) -> int:
 def cmd_models(args) -> int:
     import torch
 
-    from benchmark.models import MODELS
+    from benchmark import models
+    from benchmark.frontends.ssl import architecture_only
 
     rows = []
-    for name, cls in MODELS.items():
+    for name, cls in models.MODELS.items():
         try:
-            with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+            # Shapes only: no memory, no initialisation cost, fine-tuned SSL front-ends without their weights.
+            with torch.device("meta"), architecture_only():
                 model = cls()
         except Exception as exc:  # e.g. an SSL front-end whose weights are not downloaded
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -162,16 +172,23 @@ def cmd_models(args) -> int:
         registered = sum(p.numel() for p in model.parameters())
         frontend = model.frontend_params() if hasattr(model, "frontend_params") else 0
         backend = model.backend_params() if hasattr(model, "backend_params") else registered - frontend
-        rows.append({"name": name, "params": backend + frontend, "backend_params": backend})
+        row = {"name": name, "params": backend + frontend, "backend_params": backend}
+        full = model.frontend_full_params() if hasattr(model, "frontend_full_params") else frontend
+        if full != frontend:
+            row["frontend_full_params"] = full
+        rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         for r in rows:
             if r["params"] is None:
                 print(f"{r['name']:<16} {'?':>12}              (cannot be built here: {r['error']})")
-            else:
-                print(f"{r['name']:<16} {r['params']:>12,} parameters ({r['backend_params']:,} without a "
-                      "pretrained front-end)")
+                continue
+            line = f"{r['name']:<16} {r['params']:>12,} parameters ({r['backend_params']:,} without a pretrained front-end"
+            if "frontend_full_params" in r:
+                line += (f"; its SSL front-end counted as kept, cut above the layer read, "
+                         f"{r['frontend_full_params']:,} in full")
+            print(line + ")")
     return 0
 
 

@@ -23,17 +23,28 @@ front-ends.
   content-addressed cache (see ``feature_cache``) and reused across epochs,
   models and runs.  ``finetune=True``: the SSL model is a trained sub-module
   (its CNN feature encoder stays frozen unless ``freeze_feature_encoder=False``).
-* Weights: a local directory, or a hub id read from the HF cache; downloads only
-  when online (``HF_HUB_OFFLINE`` unset).  Missing weights give one line naming
-  the model and the fix.
+* Weights: a local directory, or a hub id read from the HF cache first; downloads
+  only when they are not cached and we are online (``HF_HUB_OFFLINE`` unset).
+  Missing weights give one line naming the model and the fix.
+* Shapes without weights or network: the default checkpoints' architectures
+  (``KNOWN_ARCHITECTURES``, facts from their hub ``config.json``) are built in, so a
+  front-end for one of them is constructed, and its size counted (``num_params``,
+  ``full_params``, on the meta device), with no download and no HTTP request.
+  Other ids are looked up in the HF cache first, then on the hub when online.
+  Inside ``architecture_only()`` a fine-tuned front-end is built from its config
+  (random or meta weights) instead of its checkpoint: ``python -m benchmark models``
+  counts parameters that way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import json
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -43,6 +54,28 @@ from benchmark.frontends.feature_cache import FeatureCache, default_cache_dir, f
 
 XLSR_300M = "facebook/wav2vec2-xls-r-300m"
 WAVLM_LARGE = "microsoft/wavlm-large"
+W2V2_BASE = "facebook/wav2vec2-base-960h"
+WAVLM_BASE = "microsoft/wavlm-base"
+
+_CONV = dict(conv_dim=(512,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
+             num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16, layer_norm_eps=1e-5,
+             feat_extract_activation="gelu", hidden_act="gelu", add_adapter=False, mask_feature_prob=0.0)
+_LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+              feat_extract_norm="layer", do_stable_layer_norm=True, mask_time_prob=0.075)
+_BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+             feat_extract_norm="group", do_stable_layer_norm=False, mask_time_prob=0.05)
+_WAVLM = dict(num_buckets=320, max_bucket_distance=800)
+
+#: Every config.json field that fixes a parameter shape of the default SSL checkpoints
+#: (https://huggingface.co/<id>/blob/main/config.json), spelled out rather than left to
+#: transformers' defaults so a new transformers release cannot change them silently.
+#: ``mask_time_prob`` > 0 matters: it gives the model its ``masked_spec_embed`` vector.
+KNOWN_ARCHITECTURES: dict[str, dict[str, Any]] = {
+    XLSR_300M: dict(model_type="wav2vec2", **_CONV, **_LARGE, conv_bias=True),
+    WAVLM_LARGE: dict(model_type="wavlm", **_CONV, **_LARGE, **_WAVLM, conv_bias=False),
+    W2V2_BASE: dict(model_type="wav2vec2", **_CONV, **_BASE, conv_bias=False),
+    WAVLM_BASE: dict(model_type="wavlm", **_CONV, **_BASE, **_WAVLM, conv_bias=False),
+}
 
 
 class SSLWeightsError(FileNotFoundError):
@@ -54,43 +87,127 @@ def _offline() -> bool:
         os.environ.get("TRANSFORMERS_OFFLINE", "0") not in ("0", "", "false", "False")
 
 
-def load_ssl_model(model: str | Path, *, local_files_only: bool | None = None) -> nn.Module:
-    """``AutoModel.from_pretrained`` with a one-line error when the weights are missing."""
-    from transformers import AutoModel
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
 
+
+def _not_found(model: str | Path, local: bool, where_online: bool, exc: BaseException, what: str) -> SSLWeightsError:
+    where = "in that directory" if local else "on the hub" if where_online else "in the Hugging Face cache"
+    return SSLWeightsError(
+        f"{model}: SSL {what} not found {where} ({_first_line(exc)}). Fix: run once online to fill the HF cache, "
+        f"or download the model (huggingface-cli download {model if not local else '<id>'}) and pass "
+        "ssl_model=<local dir>")
+
+
+def _check_path_like(model: str | Path) -> bool:
+    """True for an existing directory; a path-looking string that is not one is an error."""
     path = Path(model)
-    local = path.is_dir()
-    if not local and (str(model).startswith((".", "/")) or path.suffix):
+    if path.is_dir():
+        return True
+    if str(model).startswith((".", "/")) or path.suffix:
         raise SSLWeightsError(f"{model}: SSL model directory not found. Fix: pass ssl_model=<dir with config.json "
                               "and model.safetensors> or a hub id such as facebook/wav2vec2-xls-r-300m")
-    if local_files_only is None:
-        local_files_only = local or _offline()
+    return False
+
+
+def _cached_file(model_id: str, filename: str) -> Path | None:
+    """``filename`` of ``model_id`` in the HF cache, found by reading the cache folders only.
+    (transformers' ``local_files_only`` lookups still go through huggingface_hub's request
+    set-up, which may fetch from the hub once per process when not offline.)"""
+    from huggingface_hub import try_to_load_from_cache
+
     try:
-        return AutoModel.from_pretrained(str(model), local_files_only=local_files_only)
+        found = try_to_load_from_cache(model_id, filename)
+    except Exception:  # e.g. an id that is not a valid repo name: nothing cached
+        return None
+    return Path(found) if isinstance(found, str) else None
+
+
+def _cache_first(load: Any, model: str | Path, local_files_only: bool | None, what: str) -> Any:
+    """``load(source, local_files_only=...)`` from a local directory, else from the model's
+    snapshot in the HF cache, else from the hub when we may go online: cached models
+    never cost an HTTP request (nor, with no network, its retries)."""
+    if _check_path_like(model):
+        try:
+            return load(str(model), local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise _not_found(model, True, False, exc, what) from None
+    cache_only = bool(local_files_only) or (local_files_only is None and _offline())
+    problem: BaseException = FileNotFoundError("config.json is not in the cache")
+    snapshot = _cached_file(str(model), "config.json")
+    if snapshot is not None:
+        try:
+            return load(str(snapshot.parent), local_files_only=True)
+        except (OSError, ValueError) as exc:  # e.g. only the config was ever downloaded
+            problem = exc
+    if cache_only:
+        raise _not_found(model, False, False, problem, what)
+    try:
+        return load(str(model), local_files_only=False)
     except (OSError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        where = "in that directory" if local else "in the Hugging Face cache" if local_files_only else "on the hub"
-        raise SSLWeightsError(
-            f"{model}: SSL weights not found {where} ({first}). Fix: run once online to fill the HF cache, "
-            f"or download the model (huggingface-cli download {model if not local else '<id>'}) and pass "
-            "ssl_model=<local dir>") from None
+        raise _not_found(model, False, True, exc, what) from None
+
+
+def load_ssl_model(model: str | Path, *, local_files_only: bool | None = None) -> nn.Module:
+    """``AutoModel.from_pretrained`` (HF cache first) with a one-line error when the weights are missing."""
+    from transformers import AutoModel
+
+    return _cache_first(AutoModel.from_pretrained, model, local_files_only, "weights")
+
+
+def ssl_config(model: str | Path, local_files_only: bool | None = None) -> Any:
+    """The transformers config of an SSL model: built in for ``KNOWN_ARCHITECTURES`` (no I/O),
+    else from a local directory or the HF cache, and from the hub only when online."""
+    from transformers import AutoConfig
+
+    known = KNOWN_ARCHITECTURES.get(str(model))
+    if known is not None and not Path(model).is_dir():
+        fields = dict(known)
+        return AutoConfig.for_model(fields.pop("model_type"), **fields)
+    return _cache_first(AutoConfig.from_pretrained, model, local_files_only, "config")
+
+
+@functools.lru_cache(maxsize=64)
+def _count_params(config_json: str, model_type: str, keep: int | None) -> int:
+    from transformers import AutoConfig, AutoModel
+
+    fields = json.loads(config_json)
+    fields.pop("model_type", None)
+    config = AutoConfig.for_model(model_type, **fields)
+    if keep is not None:
+        config.num_hidden_layers = keep
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        model = AutoModel.from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_ssl_params(config: Any, keep_layers: int | None = None) -> int:
+    """Parameters of ``AutoModel`` for ``config`` (what ``from_pretrained`` gives), with only the
+    first ``keep_layers`` transformer layers when given; built on the meta device, cached."""
+    return _count_params(config.to_json_string(use_diff=False), config.model_type, keep_layers)
+
+
+_ARCHITECTURE_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("ssl_architecture_only", default=False)
+
+
+@contextlib.contextmanager
+def architecture_only() -> Iterator[None]:
+    """Inside this block a fine-tuned SSL front-end is built from its config, without its
+    pretrained weights (for counting parameters; combine with ``torch.device("meta")``)."""
+    token = _ARCHITECTURE_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _ARCHITECTURE_ONLY.reset(token)
 
 
 def _wants_normalize(model: str | Path, config: Any) -> bool:
     """Follow the model's own feature extractor (``do_normalize``) when it ships one;
     otherwise layer-norm feature encoders (XLS-R, WavLM-large) were trained on normalised input."""
-    pre = Path(model) / "preprocessor_config.json"
-    if pre.is_file():
+    pre = Path(model) / "preprocessor_config.json" if Path(model).is_dir() else \
+        _cached_file(str(model), "preprocessor_config.json")
+    if pre is not None and pre.is_file():
         return bool(json.loads(pre.read_text()).get("do_normalize", True))
-    try:
-        from transformers.utils import cached_file
-
-        found = cached_file(str(model), "preprocessor_config.json", local_files_only=True,
-                            _raise_exceptions_for_missing_entries=False)
-        if found:
-            return bool(json.loads(Path(found).read_text()).get("do_normalize", True))
-    except Exception:  # no cache entry or an older transformers: fall back to the config
-        pass
     return getattr(config, "feat_extract_norm", "layer") == "layer"
 
 
@@ -99,32 +216,6 @@ def normalize_waveform(wave: torch.Tensor) -> torch.Tensor:
     mean = wave.mean(dim=-1, keepdim=True)
     var = wave.var(dim=-1, keepdim=True, unbiased=False)
     return (wave - mean) / torch.sqrt(var + 1e-7)
-
-
-#: Shapes of the official models, so a frozen front-end can be built (e.g. by
-#: ``python -m benchmark models``) before its weights are on disk; the weights
-#: themselves are loaded on first use.
-_KNOWN_SHAPES = {
-    name: dict(hidden_size=1024, num_hidden_layers=24, conv_kernel=(10, 3, 3, 3, 3, 2, 2),
-               conv_stride=(5, 2, 2, 2, 2, 2, 2), feat_extract_norm="layer")
-    for name in (XLSR_300M, WAVLM_LARGE)
-}
-
-
-def _ssl_shape(model: str | Path, local_files_only: bool | None) -> Any:
-    from types import SimpleNamespace
-
-    from transformers import AutoConfig
-
-    local = Path(model).is_dir()
-    try:
-        return AutoConfig.from_pretrained(str(model), local_files_only=True if local_files_only is None and
-                                          (local or _offline()) else bool(local_files_only))
-    except (OSError, ValueError):
-        if str(model) in _KNOWN_SHAPES:
-            return SimpleNamespace(**_KNOWN_SHAPES[str(model)])
-        load_ssl_model(model, local_files_only=local_files_only)  # raises the one-line error
-        raise
 
 
 @FRONTENDS.register("ssl")
@@ -142,8 +233,15 @@ class SSLFrontend(nn.Module):
         # The highest layer needed decides where the model is cut.
         self.layer = layer if self.layers is None else max(self.layers)
         self._local_files_only, self._freeze_feature_encoder = local_files_only, freeze_feature_encoder
-        cfg = load_ssl_model(model, local_files_only=local_files_only).config if finetune else \
-            _ssl_shape(model, local_files_only)
+        loaded: nn.Module | None = None
+        if finetune and not _ARCHITECTURE_ONLY.get():
+            loaded = load_ssl_model(model, local_files_only=local_files_only)
+            cfg = loaded.config
+        else:
+            cfg = ssl_config(model, local_files_only)
+        # The released architecture, before _prepare cuts layers (it edits the loaded config in place).
+        self._full_config_json, self._model_type = cfg.to_json_string(use_diff=False), cfg.model_type
+        self._full_layers = int(cfg.num_hidden_layers)
         for wanted in (layer,) if self.layers is None else self.layers:
             if not 0 <= wanted <= cfg.num_hidden_layers:
                 raise ValueError(f"{model}: layer {wanted} out of range; this model has hidden_states[0.."
@@ -157,7 +255,11 @@ class SSLFrontend(nn.Module):
         self._frozen: list[nn.Module] | None = None
         self.cache_dir = None
         if finetune:
-            self.ssl = self._prepare(load_ssl_model(model, local_files_only=local_files_only))
+            if loaded is None:  # architecture_only(): the released shapes, no pretrained weights
+                from transformers import AutoModel
+
+                loaded = AutoModel.from_config(cfg)
+            self.ssl = self._prepare(loaded)
         else:
             # A plain attribute keeps 300M frozen weights out of parameters(), state_dict() and DDP.
             self._frozen = []
@@ -189,6 +291,20 @@ class SSLFrontend(nn.Module):
     @property
     def num_features(self) -> int:
         return self.hidden_size
+
+    def num_params(self) -> int:
+        """Parameters of the SSL model as this front-end holds it: the pretrained model cut above
+        the highest hidden state it reads (what runs, and what fine-tuning trains).  A frozen
+        model not loaded yet is counted from its architecture, without weights or network."""
+        if self._frozen is None:
+            return sum(p.numel() for p in self.ssl.parameters())
+        if self._frozen:
+            return sum(p.numel() for p in self._frozen[0].parameters())
+        return _count_params(self._full_config_json, self._model_type, min(self.layer + 1, self._full_layers))
+
+    def full_params(self) -> int:
+        """Parameters of the whole pretrained SSL model as released (all its layers)."""
+        return _count_params(self._full_config_json, self._model_type, None)
 
     def num_frames(self, num_samples: int) -> int:
         n = num_samples

@@ -47,12 +47,17 @@ class Detector(nn.Module):
         logits = self(wave)
         return logits[:, 1] - logits[:, 0]
 
-    # Parameter counts as papers report them (``python -m benchmark models``):
-    # params = backend_params() + frontend_params().
+    # Parameter counts (``python -m benchmark models``): params = backend_params() + frontend_params().
     def frontend_params(self) -> int:
-        """Size of a pretrained (SSL) front-end, counted whether or not its frozen
-        weights are registered in ``parameters()``; 0 for models trained from scratch."""
+        """Size of a pretrained (SSL) front-end as the detector keeps it (an SSL model cut
+        above the hidden state it reads), counted whether or not its frozen weights are
+        registered in ``parameters()``; 0 for models trained from scratch."""
         return 0
+
+    def frontend_full_params(self) -> int:
+        """Size of that pretrained front-end as released, with every layer (papers often
+        quote this one); equals ``frontend_params()`` when nothing is cut."""
+        return self.frontend_params()
 
     def backend_params(self) -> int:
         """Parameters outside a pretrained front-end.  Models that keep a frozen

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from benchmark.frontends.ssl import SSLFrontend, _ssl_shape, normalize_waveform
+from benchmark.frontends.ssl import W2V2_BASE, WAVLM_BASE, SSLFrontend, normalize_waveform, ssl_config
 from benchmark.models.base import MODELS, Detector, configure
 
-W2V2_BASE = "facebook/wav2vec2-base-960h"
-WAVLM_BASE = "microsoft/wavlm-base"
+__all__ = ["W2V2_BASE", "WAVLM_BASE", "Wav2Vec2BaseFinetune", "WavLMBaseFinetune"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ class _SSLFinetune(Detector):
         # Keep every layer (the front-end drops those above ``layer``); embed() reads
         # last_hidden_state, which in stable-layer-norm models (XLS-R, WavLM-large) has the
         # encoder's final LayerNorm that hidden_states[-1] lacks.
-        layers = _ssl_shape(model_id, None).num_hidden_layers
+        layers = ssl_config(model_id).num_hidden_layers
         self.frontend = SSLFrontend(model_id, layer=layers, finetune=True, normalize=cfg.ssl_normalize,
                                     freeze_feature_encoder=cfg.freeze_feature_encoder)
         self.drop = nn.Dropout(cfg.dropout)
@@ -66,7 +65,10 @@ class _SSLFinetune(Detector):
         return self.fc(self.drop(self.embed(wave)))
 
     def frontend_params(self) -> int:
-        return sum(p.numel() for p in self.frontend.parameters())
+        return self.frontend.num_params()
+
+    def frontend_full_params(self) -> int:
+        return self.frontend.full_params()
 
 
 @MODELS.register("w2v2-base-ft")

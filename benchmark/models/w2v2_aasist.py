@@ -99,6 +99,12 @@ class SSLDetector(Detector):
         """Trainable size without the SSL front-end (what Codecfake's checkpoints hold)."""
         return sum(p.numel() for name, p in self.named_parameters() if not name.startswith("frontend."))
 
+    def frontend_params(self) -> int:
+        return self.frontend.num_params()
+
+    def frontend_full_params(self) -> int:
+        return self.frontend.full_params()
+
 
 @MODELS.register("w2v2-aasist")
 class W2V2AASIST(SSLDetector):

@@ -37,3 +37,9 @@ class W2V2LCNN(_LCNNBase):
 
     def backend_params(self) -> int:
         return sum(p.numel() for name, p in self.named_parameters() if not name.startswith("frontend."))
+
+    def frontend_params(self) -> int:
+        return self.frontend.num_params()
+
+    def frontend_full_params(self) -> int:
+        return self.frontend.full_params()
