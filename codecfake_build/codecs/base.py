@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -69,12 +70,18 @@ class Codec(ABC):
     #: memory stays bounded and a batch is never padded to a many-minute clip.
     max_chunk_seconds: ClassVar[float] = 30.0
     chunk_overlap_seconds: ClassVar[float] = 1.0
+    #: False for codecs that do not run PyTorch (ffmpeg, TFLite), which autocast cannot reach.
+    supports_amp: ClassVar[bool] = True
 
     def __init__(self, config: str | None = None, device: str = "cpu", weights: str | None = None):
         self.config = self.resolve_config(config or self.default_config)
         self.device = device
         self.weights = weights
         self._loaded = False
+        #: Autocast dtype for the forward passes ("bf16", "fp16") or None for float32.  Set it
+        #: through ``codecs.precision.choose_amp``, which first checks the output stays within
+        #: tolerance of float32 on real clips.
+        self.amp: str | None = None
 
     # ---- things a codec may override -------------------------------------------------
     @classmethod
@@ -159,6 +166,16 @@ class Codec(ABC):
             result.append(peak_safe(fit_length(y, n_out)))
         return result
 
+    def _precision(self) -> Any:
+        if self.amp is None:
+            return nullcontext()
+        if not self.supports_amp:
+            raise ValueError(f"{self.spec} does not run PyTorch, so it has no AMP mode. Fix: leave amp off")
+        import torch
+
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[self.amp]
+        return torch.autocast(device_type=str(self.device).split(":")[0], dtype=dtype)
+
     def chunk_geometry(self) -> tuple[int, int]:
         """(window, overlap) in native samples, both whole codec frames."""
         frame = self.native_frame_size
@@ -171,7 +188,8 @@ class Codec(ABC):
         lengths = [len(w) for w in native]
         # Clips shorter than one codec frame are zero-padded to one frame, then trimmed back.
         padded = [fit_length(w, max(len(w), self.native_frame_size)) for w in native]
-        decoded = self._resynthesize(padded)
+        with self._precision():
+            decoded = self._resynthesize(padded)
         if len(decoded) != len(native):
             raise RuntimeError(f"{self.spec} returned {len(decoded)} outputs for {len(native)} inputs")
         return [fit_length(np.asarray(y, dtype=np.float32).reshape(-1)[self.delay:], n)

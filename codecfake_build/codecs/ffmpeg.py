@@ -367,6 +367,7 @@ class FfmpegCodec(Codec):
 
     fmt: ClassVar[FfmpegFormat]
     weights_source = "none: ffmpeg"
+    supports_amp = False
     #: Listed configs; any other ``<N>kbps`` in range is accepted too.
     listed_kbps: ClassVar[tuple[float, ...]] = (16, 32, 64, 128)
 

@@ -35,6 +35,7 @@ class LyraCodec(Codec):
     configs = {c.name: c for c in (_stages(3.2, 16), _stages(6, 30), _stages(9.2, 46))}
     default_config = "9.2kbps"
     weights_source = "https://github.com/google/lyra/tree/v1.3.2/lyra/model_coeffs"
+    supports_amp = False
     licence = "Apache-2.0"
 
     #: Where missing weights are downloaded from; a test points it at a file:// URL.
