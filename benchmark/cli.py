@@ -23,6 +23,16 @@ EER uses bona fide as the positive class and is never folded.
 """
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmark", epilog=EPILOG,
                                 description="Train, score and evaluate audio-deepfake detectors.",
@@ -43,12 +53,18 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="EER, AUC, min DCF from score and key TSVs",
                        description="Join scores with keys ('filename<TAB>cm-label', bonafide/spoof) and "
                                    "write metrics.json: eer (percent), auc, min_dcf (ASVspoof5 costs), "
-                                   "threshold, accuracy, n_bonafide, n_spoof.")
+                                   "threshold, accuracy, n_bonafide, n_spoof, and eer_ci95 (the EER's "
+                                   "percentile-bootstrap 95 % CI, resampling each class on its own) with "
+                                   "n_bootstrap and bootstrap_seed unless --bootstrap 0.")
     e.add_argument("--scores", required=True, type=Path)
     e.add_argument("--keys", required=True, type=Path)
     e.add_argument("--out", required=True, type=Path)
     e.add_argument("--score-type", choices=["logit", "probability", "other"], default="logit",
                    help="how to threshold accuracy: logit (score >= 0), probability (>= 0.5), other (none)")
+    e.add_argument("--bootstrap", type=_non_negative_int, default=1000, metavar="N",
+                   help="bootstrap resamples for the EER's 95%% CI (default 1000, as 'run all'; 0 = no CI)")
+    e.add_argument("--bootstrap-seed", type=int, default=0, metavar="SEED",
+                   help="seed of the bootstrap resamples: the same seed gives the same CI (default 0)")
 
     t = sub.add_parser("train", help="train a detector from a YAML config",
                        description="Train with checkpoints every epoch; rerunning resumes from last.pt.")
@@ -138,8 +154,11 @@ def cmd_score(args) -> int:
 def cmd_evaluate(args) -> int:
     from benchmark.evaluate import evaluate_files
 
-    m = evaluate_files(args.scores, args.keys, args.out, score_type=args.score_type)
-    print(f"EER {m['eer']:.3f}%  AUC {m['auc']:.4f}  minDCF {m['min_dcf']:.4f}  "
+    m = evaluate_files(args.scores, args.keys, args.out, score_type=args.score_type, n_bootstrap=args.bootstrap,
+                       bootstrap_seed=args.bootstrap_seed)
+    ci = (f" (95% CI {m['eer_ci95'][0]:.3f}-{m['eer_ci95'][1]:.3f}, {m['n_bootstrap']} bootstrap resamples, "
+          f"seed {m['bootstrap_seed']})") if "eer_ci95" in m else ""
+    print(f"EER {m['eer']:.3f}%{ci}  AUC {m['auc']:.4f}  minDCF {m['min_dcf']:.4f}  "
           f"({m['n_bonafide']} bona fide, {m['n_spoof']} spoof) -> {args.out}")
     return 0
 

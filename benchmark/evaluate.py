@@ -163,14 +163,17 @@ def evaluate_files(
     out_path: str | Path | None,
     score_type: ScoreType = "logit",
     n_bootstrap: int = 0,
+    bootstrap_seed: int = 0,
 ) -> dict[str, Any]:
     """Compute metrics (see :func:`benchmark.metrics.compute_metrics`) and write
-    them as JSON to ``out_path`` (atomically; skipped when None)."""
+    them as JSON to ``out_path`` (atomically; skipped when None).  ``n_bootstrap`` > 0 adds
+    the EER's bootstrap 95 % CI from that many resamples drawn with ``bootstrap_seed``."""
     scores_path, keys_path = Path(scores_path), Path(keys_path)
     names, scores = read_scores(scores_path)
     key_names, labels = read_keys(keys_path)
     idx = _join(scores_path, names, keys_path, key_names)
-    metrics = compute_metrics(scores, labels[idx], score_type=score_type, n_bootstrap=n_bootstrap)
+    metrics = compute_metrics(scores, labels[idx], score_type=score_type, n_bootstrap=n_bootstrap,
+                              seed=bootstrap_seed)
     if out_path is not None:
         atomic_write_text(Path(out_path), json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -165,8 +165,12 @@ def compute_metrics(scores: ArrayLike, labels: ArrayLike, score_type: ScoreType 
     threshold 0.5) or ``"other"`` (uncalibrated, accuracy is None).
     ``eer`` is in PERCENT; ``threshold`` is the EER threshold in score units.
     ``confusion`` counts decisions at the 0.5 probability point (absent for "other").
-    With ``n_bootstrap`` > 0, ``eer_ci95`` is the bootstrap 95 % CI of the EER in percent.
+    With ``n_bootstrap`` > 0, ``eer_ci95`` is the bootstrap 95 % CI of the EER in percent from
+    that many resamples drawn with ``seed`` (both recorded as ``n_bootstrap`` and
+    ``bootstrap_seed``); with 0 none of these three keys is present.
     """
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
+        raise ValueError(f"n_bootstrap must be a whole number >= 0 (0 = no confidence interval), got {n_bootstrap!r}")
     if score_type not in _ACCURACY_THRESHOLD:
         raise ValueError(f"score_type must be one of {sorted(_ACCURACY_THRESHOLD)}, got {score_type!r}")
     s = np.asarray(scores, dtype=np.float64).ravel()
@@ -197,5 +201,6 @@ def compute_metrics(scores: ArrayLike, labels: ArrayLike, score_type: ScoreType 
     if n_bootstrap > 0:
         lo, hi = bootstrap_eer_ci(bona, spoof, n_resamples=n_bootstrap, seed=seed)
         out["eer_ci95"] = [100.0 * lo, 100.0 * hi]
-        out["n_bootstrap"] = n_bootstrap
+        out["n_bootstrap"] = int(n_bootstrap)
+        out["bootstrap_seed"] = int(seed)
     return out

@@ -55,10 +55,11 @@ class Evaluation:
 
 def evaluate_model(model: nn.Module, source: AudioSource, out_dir: Path, *, device: str = "cpu",
                    batch_size: int = 16, amp: bool = False, progress: bool = True,
-                   n_bootstrap: int = 1000) -> Evaluation:
+                   n_bootstrap: int = 1000, bootstrap_seed: int = 0) -> Evaluation:
     """Score ``source`` and write ``scores.tsv``, ``keys.tsv`` and ``metrics.json`` to ``out_dir``.
     ``by_condition`` pools all bona fide trials with each spoof condition's trials (Codecfake's
-    per-codec columns).  Every metric set carries a bootstrap 95 % CI of its EER."""
+    per-codec columns).  Every metric set carries a bootstrap 95 % CI of its EER from ``n_bootstrap``
+    resamples seeded with ``bootstrap_seed`` (0 resamples = no CI)."""
     loader = make_loader(source, batch_size=batch_size, train=False, num_samples=getattr(model, "num_samples", None),
                          crop=getattr(model, "crop", "tile"))
     model.to(device)
@@ -71,11 +72,12 @@ def evaluate_model(model: nn.Module, source: AudioSource, out_dir: Path, *, devi
     write_scores(out_dir / "scores.tsv", names, scores)
     write_keys(out_dir / "keys.tsv", names, bona, conds)
     metrics = evaluate_files(out_dir / "scores.tsv", out_dir / "keys.tsv", out_dir / "metrics.json",
-                             n_bootstrap=n_bootstrap)
+                             n_bootstrap=n_bootstrap, bootstrap_seed=bootstrap_seed)
     by_condition = {}
     for cond in sorted(set(c for c, b in zip(conds, bona) if not b)):
         keep = bona | (np.asarray(conds) == cond)
-        by_condition[cond] = compute_metrics(scores[keep], bona[keep].astype(int), n_bootstrap=n_bootstrap)
+        by_condition[cond] = compute_metrics(scores[keep], bona[keep].astype(int), n_bootstrap=n_bootstrap,
+                                             seed=bootstrap_seed)
     return Evaluation(metrics, by_condition, out_dir / "scores.tsv")
 
 
