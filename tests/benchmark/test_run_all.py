@@ -152,6 +152,7 @@ def test_fdadd_group_lists_every_task_with_ten_seeds():
     protocols = {e.protocol.name for e in exps}
     assert protocols == {"inner-dataset_wavefake", "inner-dataset_librisevoc", "inner-dataset_decro-en",
                          "inner-dataset_decro-zh", "inner-dataset_21df", "cross-method_wavefake",
+                         "cross-method_wavefake-melgan-large",
                          "cross-method_librisevoc", "cross-dataset_librisevoc", "cross-language_wavefake",
                          "cross-language_decro-en-to-zh", "cross-language_decro-zh-to-en"}
     recipes = {e.recipe.name for e in exps}
