@@ -3,8 +3,10 @@ protocols x seeds, each with a run id derived from its configuration and data.
 
 * A **recipe** (``configs/recipes/<name>.yaml``) is a training configuration
   without data, output folder or seed: ``train:`` holds the ``TrainConfig``
-  keys (model, optim, early_stopping, amp, ...), ``cost:`` how many training
-  utterances per second it processes on the reference GPU (for ``--dry-run``).
+  keys (model, optim, early_stopping, amp, ...), ``cost:`` fallback throughput for
+  ``--dry-run`` when no measurement of this machine's device exists (``benchmark.cost``):
+  ``utt_per_s`` (training), optionally ``first_epoch_utt_per_s`` (frozen-SSL recipes compute
+  their feature cache in epoch 1), ``score_utt_per_s`` and ``measured_on`` (free text).
 * A **protocol** (``configs/protocols/<name>.yaml``, see ``benchmark.protocols``)
   says which data trains, selects and tests.
 * The **matrix** (``configs/matrix.yaml``) lists groups of recipe and protocol
@@ -33,10 +35,9 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 RECIPE_DIR = CONFIG_DIR / "recipes"
 MATRIX_FILE = CONFIG_DIR / "matrix.yaml"
 
-#: Training-set sizes (utterances) of official releases, for ``--dry-run`` cost estimates when
-#: the data is not on disk: ASVspoof 2019 LA train (bona fide 2,580 + spoof 22,800), from its
-#: README.  Others are counted from the data when present and shown as unknown otherwise.
-OFFICIAL_TRAIN_SIZES = {"asvspoof2019-la": 25_380}
+#: Keys of a recipe's ``cost:`` mapping; the rates are utterances per second (null = unknown).
+COST_RATES = ("utt_per_s", "first_epoch_utt_per_s", "score_utt_per_s")
+COST_KEYS = (*COST_RATES, "measured_on")
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,11 @@ class Recipe:
     name: str
     description: str
     train: dict[str, Any]
-    #: Training utterances per second on the reference GPU (None = unknown).
+    #: Training utterances per second from the recipe's ``cost:`` (None = unknown).
     utt_per_s: float | None
     source: str
+    #: The whole validated ``cost:`` mapping (see ``COST_KEYS``).
+    cost: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_yaml(cls, path: Path) -> "Recipe":
@@ -62,8 +65,8 @@ class Recipe:
             if key in train:
                 raise ConfigError(f"{path}: key 'train.{key}' is set by run all (from the protocol, the run id "
                                   "and the matrix seeds). Fix: remove it from the recipe")
-        cost = raw.get("cost") or {}
-        recipe = cls(path.stem, str(raw.get("description", "")), train, cost.get("utt_per_s"), str(path))
+        cost = _cost(raw.get("cost"), path)
+        recipe = cls(path.stem, str(raw.get("description", "")), train, cost.get("utt_per_s"), str(path), cost)
         recipe.train_config(Path("runs/x"), seed=0, data_label="check")  # validates types and keys now
         return recipe
 
@@ -74,6 +77,23 @@ class Recipe:
     def train_config(self, out_dir: Path, *, seed: int, data_label: str) -> TrainConfig:
         raw = {**self.train, "data": {"dataset": data_label}, "out_dir": str(out_dir), "seed": seed}
         return TrainConfig.from_dict(raw, source=self.source)
+
+
+def _cost(value: Any, path: Path) -> dict[str, Any]:
+    """A recipe's ``cost:`` mapping, checked: known keys, rates null or positive numbers."""
+    if value is None:
+        return {}
+    fix = "Fix: e.g. cost: {utt_per_s: 250.0, score_utt_per_s: 900.0} (utterances per second) or null"
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: 'cost' must be a mapping, got {value!r}. {fix}")
+    unknown = sorted(set(value) - set(COST_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key 'cost.{unknown[0]}'; valid keys: {', '.join(COST_KEYS)}")
+    for key in COST_RATES:
+        v = value.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+            raise ConfigError(f"{path}: cost.{key} must be a positive number or null, got {v!r}. {fix}")
+    return dict(value)
 
 
 def load_recipes(folder: Path = RECIPE_DIR) -> dict[str, Recipe]:
@@ -182,11 +202,3 @@ def run_id(recipe: Recipe, protocol: Protocol, seed: int, roots: Mapping[str, An
 
 def _root(entry: Any) -> Any:
     return entry.get("root") if isinstance(entry, Mapping) else entry
-
-
-def estimate_gpu_hours(exp: Experiment, train_items: int | None) -> float | None:
-    """Epochs x training utterances / the recipe's throughput (an upper bound: early stopping
-    usually ends sooner); None when either number is unknown."""
-    if train_items is None or not exp.recipe.utt_per_s:
-        return None
-    return exp.recipe.epochs * train_items / float(exp.recipe.utt_per_s) / 3600.0

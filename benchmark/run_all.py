@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from benchmark.matrix import Experiment, Matrix, OFFICIAL_TRAIN_SIZES, estimate_gpu_hours
+from benchmark.matrix import Experiment, Matrix
 from benchmark.protocols import missing_datasets, resolve
 from codecfake_build.atomic import atomic_write_text
 
@@ -45,49 +45,88 @@ class RunAllResult:
                 f"finished, {len(self.missing_data)} waiting for data, {len(self.failed)} failed")
 
 
-def _train_size(exp: Experiment, roots: Mapping[str, Any]) -> int | None:
-    """Training utterances: counted from the data when present, else the official size when known."""
+@dataclass(frozen=True)
+class DataSizes:
+    """Utterances an experiment trains on, validates on (every epoch) and tests on; None = unknown."""
+
+    train: int | None
+    dev: int | None
+    test: int | None
+
+
+def _data_sizes(exp: Experiment, roots: Mapping[str, Any]) -> DataSizes:
+    """Counted from the data when present, else from official release sizes where the protocol
+    takes whole official splits (``benchmark.cost.OFFICIAL_SIZES``), else unknown."""
+    from benchmark.cost import official_size
+
     if not missing_datasets(exp.protocol, roots):
         try:
-            return len(resolve(exp.protocol, roots, seed=exp.seed).train)
+            r = resolve(exp.protocol, roots, seed=exp.seed)
+            return DataSizes(len(r.train), len(r.dev), sum(len(t.items) for t in r.tests))
         except Exception:  # a half-downloaded dataset must not break the dry run
-            return None
-    specs = exp.protocol.train
-    plain = len(specs) == 1 and specs[0].splits == ["train"] and not any(
-        getattr(specs[0], f) for f in ("labels", "languages", "corpora", "attacks", "vocoders", "vocoder_categories",
-                                       "compressions", "conditions"))
-    return OFFICIAL_TRAIN_SIZES.get(specs[0].dataset) if plain and exp.protocol.split.rule == "official" else None
+            return DataSizes(None, None, None)
+    p = exp.protocol
+
+    def total(specs: list[Any]) -> int | None:
+        sizes = [official_size(s) for s in specs]
+        return sum(sizes) if sizes and None not in sizes else None  # type: ignore[arg-type]
+
+    official = p.split.rule == "official"
+    # each_split tests report one set per split: a whole-dataset size would not say which.
+    tests = None if any(s.each_split for s in p.test) or (not official and p.split.pool_test) else total(p.test)
+    return DataSizes(total(p.train) if official else None, total(p.dev) if official else None, tests)
+
+
+def _fmt(n: int | None) -> str:
+    return "?" if n is None else f"{n:,}"
 
 
 def dry_run_table(experiments: list[Experiment], roots: Mapping[str, Any], out: Path) -> str:
+    """The matrix as a Markdown table with each run's data sizes and estimated hours (see
+    ``benchmark.cost`` for where the rates come from), then the totals."""
+    from benchmark.cost import estimate, load_measurements, recipe_rates
+
+    measured = load_measurements()
     # Recipes share protocols: list each (protocol, seed)'s data once, not once per recipe.
-    sizes: dict[tuple[str, int], int | None] = {}
-    lines = ["| # | recipe | protocol | seed | status | train utts | utt-epochs | est. GPU h | run id |",
-             "|---:|---|---|---:|---|---:|---:|---:|---|"]
-    total, total_ue, unknown = 0.0, 0, 0
+    sizes: dict[tuple[str, int], DataSizes] = {}
+    lines = ["| # | recipe | protocol | seed | status | train utts | utt-epochs | eval utts | est. h | rate source | run id |",
+             "|---:|---|---|---:|---|---:|---:|---:|---:|---|---|"]
+    total_h, total_ue, estimated, unknown, partial = 0.0, 0, 0, 0, 0
     for i, exp in enumerate(experiments, 1):
         missing = missing_datasets(exp.protocol, roots)
         status = "done" if (out / exp.run_id / "done.json").is_file() else (
             "needs " + ", ".join(m.split(":")[0] for m in missing) if missing else "ready")
         key = (exp.protocol.name, exp.seed)
         if key not in sizes:
-            sizes[key] = _train_size(exp, roots)
+            sizes[key] = _data_sizes(exp, roots)
         n = sizes[key]
-        hours = estimate_gpu_hours(exp, n)
-        ue = None if n is None else n * exp.recipe.epochs
-        if ue is None:
-            unknown += 1
-        elif status != "done":
-            total_ue += ue
-            total += hours or 0.0
-        lines.append(f"| {i} | {exp.recipe.name} | {exp.protocol.name} | {exp.seed} | {status} | "
-                     f"{'?' if n is None else f'{n:,}'} | {'?' if ue is None else f'{ue:,}'} | "
-                     f"{'?' if hours is None else f'{hours:.2f}'} | {exp.run_id} |")
+        rates = recipe_rates(exp.recipe.name, exp.recipe.cost, measured)
+        cost = estimate(rates, epochs=exp.recipe.epochs, train_items=n.train, dev_items=n.dev, eval_items=n.test)
+        ue = None if n.train is None else n.train * exp.recipe.epochs
+        if status != "done":
+            if ue is not None:
+                total_ue += ue
+            if cost.seconds is None:
+                unknown += 1
+            else:
+                total_h += cost.hours or 0.0
+                estimated += 1
+                partial += cost.partial
+        lines.append(f"| {i} | {exp.recipe.name} | {exp.protocol.name} | {exp.seed} | {status} | {_fmt(n.train)} | "
+                     f"{_fmt(ue)} | {_fmt(n.test)} | {cost.format()} | {rates.source} | {exp.run_id} |")
     lines.append("")
-    lines.append(f"{len(experiments)} experiment(s). Cost of the unfinished ones with known size: {total_ue:,} "
-                 f"utterance-epochs (max epochs x training utterances; early stopping usually ends sooner), "
-                 f"{total:.1f} GPU hours where the recipe records a measured throughput. {unknown} of unknown size "
-                 "(dataset not on disk and no official size on record).")
+    lines.append(f"{len(experiments)} experiment(s). Cost of the unfinished ones:")
+    lines.append(f"- {total_ue:,} utterance-epochs (max epochs x training utterances where the training size is "
+                 "known; early stopping usually ends sooner)")
+    lines.append(f"- {'>=' if partial else ''}{total_h:.1f} hours for the {estimated} with an estimate (training "
+                 f"at max epochs, dev scoring every epoch, each test set once); {partial} of them lack a dev/test "
+                 "size or scoring rate ('>=')")
+    lines.append(f"- {unknown} of unknown cost ('?': training size or training rate unknown)")
+    if measured is not None:
+        lines.append(f"Rates: {measured.path} ({measured.label}); recipes it lacks use their cost: entry")
+    else:
+        lines.append("Rates: no train_throughput measurement for this device (run benchmarks/train_throughput.py, "
+                     "or set CODECFAKE_COST_FILE=path); recipes' cost: entries where set")
     return "\n".join(lines)
 
 

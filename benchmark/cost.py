@@ -1,0 +1,210 @@
+"""Cost estimates for ``python -m benchmark run all --dry-run``: how long each experiment of
+the matrix takes, from measured throughput and the sizes of its data.
+
+Where the rates come from, first match wins:
+
+1. ``$CODECFAKE_COST_FILE`` (a ``benchmarks/train_throughput.py`` results file), if set;
+2. the newest ``benchmarks/results/train_throughput-*.json`` measured on this machine's device
+   (the GPU ``run all`` would pick, else the CPU);
+3. the recipe's own ``cost:`` (``utt_per_s``, optionally ``first_epoch_utt_per_s`` and
+   ``score_utt_per_s``);
+4. unknown: the table says "?" rather than guess.
+
+The estimate is an upper bound on training (every epoch up to ``optim.epochs``; early stopping
+usually ends sooner): the first epoch at the first-epoch rate (frozen SSL front-ends compute
+and cache their features then), the others at the steady rate, plus scoring the dev set after
+every epoch and each test set once.  Parts whose size or rate is unknown are left out and the
+hours are then marked as a lower bound (">=").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+COST_FILE_ENV = "CODECFAKE_COST_FILE"
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+RESULTS_GLOB = "train_throughput-*.json"
+RESULTS_SCHEMA = "codecfake-bench/train-throughput/1"
+
+#: Official release sizes (utterances) for selections that take a whole split, used when the data
+#: is not on disk: ASVspoof 2019 LA train 2,580 + 22,800, dev 2,548 + 22,296, eval 7,355 + 63,882
+#: (its README); ASVspoof 2021 DF eval keys, 611,829 trials; In-the-Wild 19,963 + 11,816.
+#: ``None`` = the selection names no split (the whole dataset).
+OFFICIAL_SIZES: dict[tuple[str, str | None], int] = {
+    ("asvspoof2019-la", "train"): 25_380,
+    ("asvspoof2019-la", "dev"): 24_844,
+    ("asvspoof2019-la", "eval"): 71_237,
+    ("asvspoof2021-df", None): 611_829,
+    ("asvspoof2021-df", "eval"): 611_829,
+    ("in-the-wild", None): 31_779,
+    ("in-the-wild", "test"): 31_779,
+}
+_FILTERS = ("labels", "languages", "corpora", "attacks", "vocoders", "vocoder_categories", "compressions",
+            "conditions")
+
+
+class CostFileError(ValueError):
+    """One-line problem with a throughput results file."""
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Utterances per second for one recipe; None = unknown."""
+
+    train: float | None = None
+    #: The first epoch (frozen-SSL recipes compute and cache features then); None = ``train``.
+    train_first: float | None = None
+    #: Scoring unseen clips (test sets, the first dev pass).
+    score: float | None = None
+    #: Scoring clips seen before (dev passes after the first, frozen-SSL caches); None = ``score``.
+    score_cached: float | None = None
+    #: "measured on <device> <date>", "recipe" or "unknown".
+    source: str = "unknown"
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """A ``train_throughput`` results file: per-recipe rates measured on one device."""
+
+    path: Path
+    device: str
+    date: str
+    recipes: dict[str, dict[str, Any]]
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Measurements":
+        path = Path(path)
+        fix = "Fix: point it at a file written by benchmarks/train_throughput.py"
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise CostFileError(f"{path}: throughput file not found. {fix}") from None
+        except (OSError, ValueError) as exc:
+            raise CostFileError(f"{path}: cannot read throughput file ({type(exc).__name__}). {fix}") from None
+        if not isinstance(raw, dict) or not isinstance(raw.get("recipes"), dict) or "device_name" not in raw:
+            raise CostFileError(f"{path}: not a train_throughput results file (needs device_name and recipes). {fix}")
+        return cls(path, str(raw["device_name"]), str(raw.get("date", "")), raw["recipes"])
+
+    @property
+    def label(self) -> str:
+        return f"measured on {self.device} {self.date[:10]}".rstrip()
+
+    def rates(self, recipe: str) -> Rates | None:
+        row = self.recipes.get(recipe)
+        if not isinstance(row, dict) or row.get("status", "ok") != "ok" or not _positive(row.get("train_utt_per_s")):
+            return None
+        return Rates(train=float(row["train_utt_per_s"]), train_first=_positive(row.get("train_first_epoch_utt_per_s")),
+                     score=_positive(row.get("score_utt_per_s")),
+                     score_cached=_positive(row.get("score_cached_utt_per_s")), source=self.label)
+
+
+def _positive(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if v > 0 else None
+
+
+def current_device_name() -> str | None:
+    """The device ``run all --device auto`` trains on, named as the throughput script names it
+    (None when the benchmark scripts are not installed alongside)."""
+    try:
+        import torch
+
+        from benchmarks.codec_throughput import device_name
+    except ImportError:
+        return None
+    return device_name("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def find_measurements(device: str | None, results_dir: Path | None = None) -> Measurements | None:
+    """The newest results file (by its recorded date) measured on ``device``."""
+    results_dir = RESULTS_DIR if results_dir is None else results_dir
+    if device is None or not results_dir.is_dir():
+        return None
+    found = []
+    for path in sorted(results_dir.glob(RESULTS_GLOB)):
+        try:
+            m = Measurements.load(path)
+        except CostFileError:
+            continue  # a stray or half-written file must not break the dry run
+        if m.device == device:
+            found.append(m)
+    return max(found, key=lambda m: (m.date, m.path.name), default=None)
+
+
+def load_measurements(env: Mapping[str, str] | None = None, results_dir: Path | None = None,
+                      device: str | None = None) -> Measurements | None:
+    """``$CODECFAKE_COST_FILE`` if set (a broken one is an error), else this device's newest file."""
+    env = os.environ if env is None else env
+    results_dir = RESULTS_DIR if results_dir is None else results_dir
+    if env.get(COST_FILE_ENV):
+        return Measurements.load(env[COST_FILE_ENV])
+    if not results_dir.is_dir() or not any(results_dir.glob(RESULTS_GLOB)):
+        return None  # skip naming the device (imports torch) when there is nothing to match
+    return find_measurements(device if device is not None else current_device_name(), results_dir)
+
+
+def recipe_rates(name: str, recipe_cost: Mapping[str, Any] | None, measured: Measurements | None) -> Rates:
+    """Measured rates for the recipe, else its ``cost:`` entry, else unknown."""
+    if measured is not None:
+        rates = measured.rates(name)
+        if rates is not None:
+            return rates
+    cost = recipe_cost or {}
+    if _positive(cost.get("utt_per_s")):
+        return Rates(train=float(cost["utt_per_s"]), train_first=_positive(cost.get("first_epoch_utt_per_s")),
+                     score=_positive(cost.get("score_utt_per_s")), source="recipe")
+    return Rates()
+
+
+@dataclass(frozen=True)
+class RunCost:
+    seconds: float | None
+    #: True when some part (a size or a scoring rate) was unknown and left out.
+    partial: bool
+
+    @property
+    def hours(self) -> float | None:
+        return None if self.seconds is None else self.seconds / 3600.0
+
+    def format(self) -> str:
+        if self.hours is None:
+            return "?"
+        return f"{'>=' if self.partial else ''}{self.hours:.2f}"
+
+
+def estimate(rates: Rates, *, epochs: int, train_items: int | None, dev_items: int | None = None,
+             eval_items: int | None = None) -> RunCost:
+    """Seconds to train ``epochs`` epochs (the first at the first-epoch rate), score the dev set
+    after each and every test item once.  Unknown training size or rate -> unknown."""
+    if train_items is None or rates.train is None or epochs < 1:
+        return RunCost(None, False)
+    first = rates.train_first or rates.train
+    seconds = train_items / first + (epochs - 1) * train_items / rates.train
+    partial = False
+    if rates.score is None or dev_items is None:
+        partial = True
+    else:
+        seconds += dev_items / rates.score + (epochs - 1) * dev_items / (rates.score_cached or rates.score)
+    if rates.score is None or eval_items is None:
+        partial = True
+    else:
+        seconds += eval_items / rates.score
+    return RunCost(seconds, partial)
+
+
+def official_size(spec: Any) -> int | None:
+    """The official size of a selection that takes one whole split (or the whole dataset) with
+    no filters; None otherwise."""
+    if any(getattr(spec, f, None) for f in _FILTERS):
+        return None
+    splits = spec.splits or [None]
+    if len(splits) != 1:
+        return None
+    return OFFICIAL_SIZES.get((spec.dataset, splits[0]))

@@ -1,0 +1,96 @@
+"""`run all --dry-run`: per-run sizes, hours and the rate's source, and the totals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmark.cost import COST_FILE_ENV
+from benchmark.matrix import Matrix
+from benchmark.run_all import dry_run_table
+from tests.benchmark.test_readers import make_librisevoc
+from tests.benchmark.test_training import TINY  # noqa: F401  (registers the tiny detector)
+
+RECIPE = """\
+description: tiny test recipe
+train:
+  model: {{name: {model}, kwargs: {{channels: 4, num_samples: 1600}}}}
+  optim: {{epochs: {epochs}, batch_size: 8, lr: 3.0e-3, num_workers: 0}}
+cost: {cost}
+"""
+
+
+@pytest.fixture
+def matrix(tmp_path):
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    for name, epochs, cost in (("measured", 4, "{utt_per_s: 1.0}"), ("fallback", 2, "{utt_per_s: 100.0}"),
+                               ("nothing", 3, "{utt_per_s: null}")):
+        (recipes / f"{name}.yaml").write_text(RECIPE.format(model=TINY, epochs=epochs, cost=cost))
+    m = tmp_path / "matrix.yaml"
+    m.write_text("seeds: [0]\ngroups:\n  - name: g\n    recipes: [measured, fallback, nothing]\n"
+                 "    protocols: [inner-dataset_librisevoc, inner-dataset_19la]\n")
+    return Matrix.load(m, recipe_dir=recipes)
+
+
+def _row(table: str, recipe: str, protocol: str) -> list[str]:
+    line = next(ln for ln in table.splitlines() if f"| {recipe} | {protocol} |" in ln)
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_dry_run_prints_sizes_hours_and_rate_source(matrix, tmp_path, monkeypatch):
+    cost_file = tmp_path / "rates.json"
+    cost_file.write_text(json.dumps({"device_name": "Test GPU", "date": "2026-03-04T05:06:07+0000", "recipes": {
+        "measured": {"status": "ok", "train_utt_per_s": 2.0, "train_first_epoch_utt_per_s": 1.0,
+                     "score_utt_per_s": 10.0, "score_cached_utt_per_s": 20.0}}}))
+    monkeypatch.setenv(COST_FILE_ENV, str(cost_file))
+    roots = {"librisevoc": str(make_librisevoc(tmp_path / "data"))}
+    table = dry_run_table(matrix.experiments(roots), roots, tmp_path / "out")
+    header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
+    assert header == ["#", "recipe", "protocol", "seed", "status", "train utts", "utt-epochs", "eval utts", "est. h",
+                      "rate source", "run id"]
+
+    from benchmark.protocols import resolve
+    r = resolve(matrix.protocols["inner-dataset_librisevoc"], roots, seed=0)
+    n, dev, test = len(r.train), len(r.dev), sum(len(t.items) for t in r.tests)
+    row = _row(table, "measured", "inner-dataset_librisevoc")
+    assert row[4] == "ready" and row[5] == f"{n:,}" and row[6] == f"{4 * n:,}" and row[7] == f"{test:,}"
+    seconds = n / 1.0 + 3 * n / 2.0 + dev / 10.0 + 3 * dev / 20.0 + test / 10.0
+    assert row[8] == f"{seconds / 3600:.2f}" and row[9] == "measured on Test GPU 2026-03-04"
+    # The file does not know "fallback": its recipe's rate trains; no scoring rate -> a lower bound.
+    row = _row(table, "fallback", "inner-dataset_librisevoc")
+    assert row[8] == f">={2 * n / 100.0 / 3600:.2f}" and row[9] == "recipe"
+    assert _row(table, "nothing", "inner-dataset_librisevoc")[8:10] == ["?", "unknown"]
+    # Missing data: official ASVspoof 2019 LA sizes (train 25,380, eval 71,237) still give an estimate.
+    row = _row(table, "measured", "inner-dataset_19la")
+    assert row[4] == "needs asvspoof2019-la" and row[5] == "25,380" and row[7] == "71,237"
+    seconds = 25_380 / 1.0 + 3 * 25_380 / 2.0 + 24_844 / 10.0 + 3 * 24_844 / 20.0 + 71_237 / 10.0
+    assert row[8] == f"{seconds / 3600:.2f}"
+
+    footer = table.split("\n\n", 1)[1]
+    assert footer.startswith("6 experiment(s). Cost of the unfinished ones:")
+    assert "hours for the 4 with an estimate" in footer and "2 of them lack" in footer
+    assert "- 2 of unknown cost" in footer
+    assert f"Rates: {cost_file} (measured on Test GPU 2026-03-04)" in footer
+
+
+def test_dry_run_without_measurements_says_so(matrix, tmp_path, monkeypatch):
+    monkeypatch.delenv(COST_FILE_ENV, raising=False)
+    monkeypatch.setattr("benchmark.cost.RESULTS_DIR", tmp_path / "no-results")
+    table = dry_run_table(matrix.experiments({}), {}, tmp_path / "out")
+    assert _row(table, "measured", "inner-dataset_19la")[9] == "recipe"
+    assert _row(table, "measured", "inner-dataset_librisevoc")[5:9] == ["?", "?", "?", "?"]
+    assert "Rates: no train_throughput measurement for this device" in table
+
+
+def test_a_done_run_is_left_out_of_the_totals(matrix, tmp_path, monkeypatch):
+    monkeypatch.delenv(COST_FILE_ENV, raising=False)
+    monkeypatch.setattr("benchmark.cost.RESULTS_DIR", tmp_path / "no-results")
+    exps = [e for e in matrix.experiments({}) if e.recipe.name == "fallback"]
+    done = next(e for e in exps if "19la" in e.protocol.name)
+    (tmp_path / "out" / done.run_id).mkdir(parents=True)
+    (tmp_path / "out" / done.run_id / "done.json").write_text("{}")
+    table = dry_run_table(exps, {}, tmp_path / "out")
+    assert "| done |" in table
+    assert "- 0 utterance-epochs" in table and "0.0 hours for the 0 with an estimate" in table
