@@ -136,3 +136,35 @@ def test_models_help_states_the_counting_rule(capsys):
         main(["models", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "cut above the highest hidden state it reads" in text and "frontend_full_params" in text
+
+
+def test_listing_shows_the_full_size_only_when_layers_are_cut(monkeypatch, capsys):
+    import benchmark.models
+    from benchmark.cli import main
+    from benchmark.models.base import Detector
+    from codecfake_build.registry import Registry
+
+    class _Cut(Detector):  # a frozen 110-parameter pretrained front-end of which 50 are kept, a 22-parameter head
+        def __init__(self):
+            super().__init__()
+            self.head = torch.nn.Linear(10, 2)
+
+        def backend_params(self):
+            return sum(p.numel() for p in self.parameters())
+
+        def frontend_params(self):
+            return 50
+
+        def frontend_full_params(self):
+            return 110
+
+    fake = Registry("model")
+    fake.register("cut-ssl")(_Cut)
+    monkeypatch.setattr(benchmark.models, "MODELS", fake)
+    assert main(["models", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {"name": "cut-ssl", "params": 72, "backend_params": 22, "frontend_full_params": 110}]
+    assert main(["models"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("cut-ssl") and "72 parameters (22 without a pretrained front-end" in line
+    assert "counted as kept, cut above the layer read, 110 in full" in line
