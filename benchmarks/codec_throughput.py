@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import math
 import os
 import platform
 import re
@@ -29,6 +28,7 @@ import numpy as np
 from codecfake_build.audio import AudioError, load_audio
 from codecfake_build.cli import parse_pairs
 from codecfake_build.codecs import CODECS, Codec, CodecSpec, CodecUnavailableError, create_codec, parse_codec_list
+from codecfake_build.codecs.precision import AMP_MODES, DEFAULT_TOLERANCE, AmpCheckError, choose_amp, max_abs_diff
 from codecfake_build.corpora import CORPORA, CorpusError, open_corpus
 from codecfake_build.registry import UnknownNameError
 from codecfake_build.splits import rank_key
@@ -218,16 +218,6 @@ def run_batched(codec: Any, clips: list[np.ndarray], batch_size: int, device: st
     return time.perf_counter() - t0, outs
 
 
-def max_abs_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
-    worst = 0.0
-    for x, y in zip(a, b):
-        if x.shape != y.shape:
-            return math.inf
-        if x.size:
-            worst = max(worst, float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)))))
-    return worst
-
-
 def _has_random_init(codec: Any) -> bool:
     """True if the codec overrides ``Codec.init_random`` (ffmpeg and TFLite codecs cannot)."""
     return type(codec).init_random is not Codec.init_random
@@ -301,7 +291,27 @@ def bench_codec(spec: CodecSpec, clips: list[np.ndarray], args: argparse.Namespa
     if not row["matches"]:
         row["status"] = "mismatch"
         row["reason"] = f"batched and unbatched outputs differ by {max(diffs):.3g} > --tolerance {args.tolerance:g}"
+    if args.amp != "off":
+        row["amp"] = bench_amp(codec, clips, args, base_s, audio_s)
     return row
+
+
+def bench_amp(codec: Any, clips: list[np.ndarray], args: argparse.Namespace, base_s: float,
+              audio_s: float) -> dict[str, Any]:
+    """The builder's AMP check on this run's clips, then the batched timing under the dtype it keeps."""
+    try:
+        decision = choose_amp(codec, clips, RATE, args.amp, args.amp_tolerance).to_dict()
+    except AmpCheckError as exc:
+        return {"requested": args.amp, "chosen": None, "reason": _one_line(exc)}
+    if decision["chosen"] is None:
+        return decision
+    try:
+        times = [run_batched(codec, clips, args.batch_size, args.device)[0] for _ in range(args.repeats)]
+    finally:
+        codec.amp = None
+    decision.update(batched={"seconds": times, "best_seconds": min(times), "x_realtime": audio_s / min(times)},
+                    ratio_amp_batched_over_baseline=base_s / min(times))
+    return decision
 
 
 # ---- output ----------------------------------------------------------------------------------------
@@ -356,6 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="timed passes per mode; the fastest is reported, all are kept in the JSON (default 3)")
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="largest allowed max |batched - unbatched| (default 1e-4)")
+    p.add_argument("--amp", choices=AMP_MODES, default="off",
+                   help="also time batched re-synthesis under autocast: the builder's check runs first (output "
+                        "within --amp-tolerance of float32 on these clips) and only a dtype that passes is timed; "
+                        "auto tries bf16 then fp16 on CUDA (default off)")
+    p.add_argument("--amp-tolerance", type=float, default=DEFAULT_TOLERANCE,
+                   help=f"largest allowed max |amp - float32| (default {DEFAULT_TOLERANCE:g}, as the builder)")
     p.add_argument("--json", type=Path, metavar="PATH",
                    help="where to write the results. Default: benchmarks/results/codec_throughput-<device>.json")
     return p

@@ -45,12 +45,13 @@ def _candidates(requested: str, device: str) -> tuple[str, ...]:
 
 
 def max_abs_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Largest |a - b| sample over paired clips; inf if a pair differs in shape or is not finite."""
     worst = 0.0
     for x, y in zip(a, b):
         if x.shape != y.shape or not (np.isfinite(x).all() and np.isfinite(y).all()):
             return float("inf")
         if x.size:
-            worst = max(worst, float(np.max(np.abs(x.astype(np.float64) - y))))
+            worst = max(worst, float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)))))
     return worst
 
 

@@ -138,3 +138,20 @@ def test_random_init_on_a_codec_without_it_loads_it_normally_and_says_so(script,
     assert row["status"] == "ok" and row["random_init"] is False
     assert row["note"].startswith("no random init for this codec")
     assert "mp3@32kbps: no random init" in capsys.readouterr().out
+
+
+def test_amp_is_timed_only_after_the_builders_check(script, tmp_path, capsys, hub_cache):
+    from tests.codecfake_build.test_codec_funcodec import _official_dir
+
+    weights = _official_dir(tmp_path / "gn", "gn")
+    out = tmp_path / "amp.json"
+    common = ["--codec", "funcodec@en-libritts-ds320-nq4", "--weights", f"funcodec={weights}", "--clips", "2",
+              "--repeats", "1", "--batch-size", "2", "--json", str(out)]
+    assert script.main([*common, "--amp", "bf16", "--amp-tolerance", "10"]) == 0
+    amp = json.loads(out.read_text())["codecs"][0]["amp"]
+    assert amp["chosen"] == "bf16" and 0 < amp["max_abs_diff"]["bf16"] <= 10
+    assert amp["batched"]["best_seconds"] > 0 and amp["ratio_amp_batched_over_baseline"] > 0
+    # A dtype that moves the output past the tolerance is reported and never timed.
+    assert script.main([*common, "--amp", "bf16", "--amp-tolerance", "1e-9"]) == 0
+    amp = json.loads(out.read_text())["codecs"][0]["amp"]
+    assert amp["chosen"] is None and "changes the output" in amp["reason"] and "batched" not in amp
