@@ -159,7 +159,8 @@ def recipe_rates(name: str, recipe_cost: Mapping[str, Any] | None, measured: Mea
     cost = recipe_cost or {}
     if _positive(cost.get("utt_per_s")):
         return Rates(train=float(cost["utt_per_s"]), train_first=_positive(cost.get("first_epoch_utt_per_s")),
-                     score=_positive(cost.get("score_utt_per_s")), source="recipe")
+                     score=_positive(cost.get("score_utt_per_s")),
+                     source=f"recipe ({cost['measured_on']})" if cost.get("measured_on") else "recipe")
     return Rates()
 
 

@@ -71,6 +71,7 @@ def test_measured_rates_come_before_the_recipe_and_unknown_stays_unknown(tmp_pat
     assert recipe_rates("other", {"utt_per_s": 7.0, "score_utt_per_s": 9.0}, measured) == \
         Rates(train=7.0, score=9.0, source="recipe")
     assert recipe_rates("broken", {"utt_per_s": 7.0}, measured).source == "recipe"
+    assert recipe_rates("x", {"utt_per_s": 7.0, "measured_on": "A100 2026"}, None).source == "recipe (A100 2026)"
     # ... and without one the rate is unknown, not guessed.
     assert recipe_rates("broken", {"utt_per_s": None}, measured) == Rates(source="unknown")
     assert recipe_rates("plain", None, None) == Rates(source="unknown")
