@@ -131,7 +131,7 @@ def dry_run_table(experiments: list[Experiment], roots: Mapping[str, Any], out: 
 
 
 def run_experiment(exp: Experiment, roots: Mapping[str, Any], out: Path, *, device: str = "auto",
-                   progress: bool = True) -> list[Path]:
+                   progress: bool = True, n_bootstrap: int = 1000) -> list[Path]:
     """Train, evaluate every test set (and each condition), write run JSONs and ``done.json``."""
     from benchmark.models import create_model, load_weights
     from benchmark.embeddings import dump_embeddings
@@ -154,7 +154,7 @@ def run_experiment(exp: Experiment, roots: Mapping[str, Any], out: Path, *, devi
     for test in resolved.tests:
         eval_dir = base / "eval" / test.name.replace(":", "_")
         source = test.source()
-        ev = evaluate_model(model, source, eval_dir, device=dev, progress=progress)
+        ev = evaluate_model(model, source, eval_dir, device=dev, progress=progress, n_bootstrap=n_bootstrap)
         embeddings = None
         if callable(getattr(model, "embed", None)):  # models with an embedding space get a t-SNE map
             embeddings = dump_embeddings(model, source, eval_dir / "embeddings.npz", device=dev,
@@ -175,7 +175,9 @@ def run_experiment(exp: Experiment, roots: Mapping[str, Any], out: Path, *, devi
 
 def run_all(matrix: Matrix, roots: Mapping[str, Any], out: Path, *, only: str | None = None, device: str = "auto",
             progress: bool = True, say: Callable[[str], None] = print,
-            runner: Callable[..., list[Path]] = run_experiment) -> RunAllResult:
+            runner: Callable[..., list[Path]] = run_experiment, n_bootstrap: int = 1000) -> RunAllResult:
+    """Run every experiment of ``matrix`` not finished in ``out``; ``n_bootstrap`` resamples give
+    each EER its 95 % CI (0 = none; finished runs keep the CI they were written with)."""
     experiments = matrix.experiments(roots, only=only)
     result = RunAllResult(planned=len(experiments))
     for i, exp in enumerate(experiments, 1):
@@ -194,7 +196,7 @@ def run_all(matrix: Matrix, roots: Mapping[str, Any], out: Path, *, only: str | 
         say(f"{head}: running ({exp.run_id})")
         t0 = time.time()
         try:
-            runner(exp, roots, out, device=device, progress=progress)
+            runner(exp, roots, out, device=device, progress=progress, n_bootstrap=n_bootstrap)
         except Exception as exc:  # one broken experiment must not end the matrix
             result.failed[exp.run_id] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             log.debug("experiment %s failed:\n%s", exp.run_id, traceback.format_exc())

@@ -67,7 +67,7 @@ def test_recipe_and_matrix_errors_are_one_line(tmp_path):
 def test_run_all_end_to_end_then_skips_and_reports_missing_data(setup):
     matrix, roots, out = setup
     lines: list[str] = []
-    result = run_all(matrix, roots, out, progress=False, say=lines.append)
+    result = run_all(matrix, roots, out, progress=False, say=lines.append, n_bootstrap=50)
     assert len(result.finished) == 1 and not result.failed
     (missing_id, missing), = result.missing_data.items()
     assert "inner-dataset_19la" in missing_id and "asvspoof2019-la" in missing[0] and "http" in missing[0]
@@ -77,6 +77,7 @@ def test_run_all_end_to_end_then_skips_and_reports_missing_data(setup):
     pooled = next(d for d in docs if d["test_data"] == "LibriSeVoc")
     assert pooled["protocol"] == "inner-dataset_librisevoc" and pooled["seed"] == 0 and pooled["model"] == "tiny"
     assert 0 <= pooled["metrics"]["eer"] <= 100 and "eer_ci95" in pooled["metrics"]
+    assert {d["metrics"]["n_bootstrap"] for d in docs} == {50}
     per_vocoder = sorted(d["test_data"] for d in docs if d is not pooled)
     assert per_vocoder == [f"LibriSeVoc:{v}" for v in
                            ("diffwave", "melgan", "parallel_wave_gan", "wavegrad", "wavenet", "wavernn")]
@@ -102,6 +103,14 @@ def test_a_failing_experiment_is_counted_and_the_rest_go_on(setup):
     result = run_all(matrix, roots, out, progress=False, say=lambda s: None, runner=broken)
     assert list(result.failed.values()) == ["RuntimeError: disk full"]
     assert not any(out.glob("*/done.json"))
+
+
+def test_bootstrap_count_reaches_every_experiment(setup):
+    matrix, roots, out = setup
+    seen = []
+    run_all(matrix, roots, out, progress=False, say=lambda s: None, n_bootstrap=0,
+            runner=lambda exp, *a, **k: seen.append(k["n_bootstrap"]) or [])
+    assert seen == [0]
 
 
 def test_cli_dry_run_lists_the_full_matrix(capsys):
