@@ -110,6 +110,9 @@ examples:
     r.add_argument("--data-root", type=Path, help="all: folder holding one sub-folder per dataset, named as the "
                    "dataset (e.g. /data/asvspoof2019-la); --data entries win")
     r.add_argument("--matrix", type=Path, default=None, help="all: matrix YAML (default configs/matrix.yaml)")
+    r.add_argument("--bootstrap", type=_non_negative_int, default=1000, metavar="N",
+                   help="all: bootstrap resamples for each EER's 95%% CI (default 1000; 0 = no CI). Finished runs "
+                        "keep theirs: 'python -m benchmark evaluate' recomputes a CI from a run's scores.tsv")
     r.add_argument("--codec", help="codecs for the demo dataset (default: soundstream-lyra@9.2kbps,mp3@32kbps "
                    "when Lyra's weights are found, else mp3@32kbps,opus@16kbps)")
     r.add_argument("--weights", action="append", default=[], metavar="CODEC=PATH", help="codec weights")
@@ -236,7 +239,7 @@ def cmd_run_all(args) -> int:
     if args.dry_run:
         print(dry_run_table(matrix.experiments(roots, only=args.only), roots, out))
         return 0
-    result = run_all(matrix, roots, out, only=args.only, device=args.device)
+    result = run_all(matrix, roots, out, only=args.only, device=args.device, n_bootstrap=args.bootstrap)
     return 1 if result.failed else 0
 
 

@@ -113,6 +113,18 @@ def test_bootstrap_count_reaches_every_experiment(setup):
     assert seen == [0]
 
 
+def test_cli_bootstrap_flag(monkeypatch, tmp_path, capsys):
+    import benchmark.run_all as run_all_module
+
+    got = {}
+    monkeypatch.setattr(run_all_module, "run_all", lambda *a, **k: got.update(k) or run_all_module.RunAllResult(0))
+    assert main(["run", "all", "--out", str(tmp_path), "--only", "nothing-matches", "--bootstrap", "0"]) == 0
+    assert got["n_bootstrap"] == 0
+    with pytest.raises(SystemExit):
+        main(["run", "all", "--bootstrap", "-1"])
+    assert "--bootstrap" in capsys.readouterr().err
+
+
 def test_cli_dry_run_lists_the_full_matrix(capsys):
     assert main(["run", "all", "--dry-run"]) == 0
     out = capsys.readouterr().out
