@@ -39,6 +39,11 @@ already removed); PESQ also runs its own time alignment.
     levels them itself, so a gain change of the fake hardly matters.
     Failures (null + reason): a clip shorter than 0.25 s (P.862's minimum), a
     silent source or fake, or "No utterances detected" (no speech activity).
+    The ITU C code has fixed-size tables and kills its process on some long
+    inputs (segfault, "stack smashing": ludlows/PESQ issues #15 and #18; here a
+    120 s clip of 360 syllables); so it runs in one long-lived worker process
+    (``IsolatedPesq``, a plain subprocess), where a crash costs that clip's
+    value (null + reason) and a restarted worker, never the build.
 
 ``stoi`` (higher = closer; 0 to 1)
     Short-time objective intelligibility (Taal et al. 2011, not the extended
@@ -54,9 +59,17 @@ Cost on one CPU core: about 10 ms per second of audio for each measure.
 
 from __future__ import annotations
 
+import atexit
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 import warnings
 from functools import lru_cache
-from typing import Callable, Iterable
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -186,6 +199,7 @@ def parse_quality_list(text: str | Iterable[str] | None) -> list[str]:
 
 def require_measures(measures: Iterable[str]) -> None:
     """Import each measure's package now, so a missing one stops the build before any work."""
+    measures = list(measures)
     missing = []
     for m in measures:
         try:
@@ -196,6 +210,8 @@ def require_measures(measures: Iterable[str]) -> None:
         raise QualityUnavailableError(
             f"--quality {','.join(missing)} needs the package(s) {', '.join(_PACKAGE[m] for m in missing)}. "
             f"Fix: {QUALITY_INSTALL} (or pip install 'codecfake-bench[quality]'), or drop --quality")
+    if "pesq" in measures:
+        _isolated_pesq().ensure_started()  # its worker process too, before any audio is decoded
 
 
 def _at_rate(x: np.ndarray, sr: int, rate: int) -> np.ndarray:
@@ -214,23 +230,97 @@ def _check_pair(reference: np.ndarray, estimate: np.ndarray, measure: str) -> No
         raise MeasureFailed("the source is silent")
 
 
+class IsolatedPesq:
+    """Wide-band PESQ computed in one long-lived worker process (``_pesq_worker``),
+    started on first use and restarted after a crash.  Piping two 16 kHz arrays costs
+    far less than the measure itself; the start (numpy + pesq imports) well under a second."""
+
+    def __init__(self, command: list[str] | None = None):
+        self.command = command or [sys.executable, "-m", "codecfake_build._pesq_worker"]
+        self._proc: subprocess.Popen | None = None
+        self._stderr: Any = None
+
+    def _start(self) -> subprocess.Popen:
+        from codecfake_build._pesq_worker import READY
+
+        env = dict(os.environ)
+        # The worker imports this package by name, installed or not.
+        package_root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: it can never fill up and block the worker
+        proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                                env=env)
+        if proc.stdout.readline() != READY:
+            proc.wait()
+            self._stderr.seek(0)
+            lines = self._stderr.read().decode(errors="replace").strip().splitlines()
+            self.close()
+            raise QualityUnavailableError(f"the PESQ worker ({' '.join(self.command)}) did not start: "
+                                          f"{lines[-1] if lines else f'exit code {proc.returncode}'}. "
+                                          f"Fix: {QUALITY_INSTALL}")
+        self._proc = proc
+        return proc
+
+    def ensure_started(self) -> subprocess.Popen:
+        """The running worker, started now if there is none; QualityUnavailableError if it cannot start."""
+        return self._proc if self._proc is not None and self._proc.poll() is None else self._start()
+
+    def __call__(self, reference: np.ndarray, degraded: np.ndarray) -> float:
+        from codecfake_build._pesq_worker import encode_request
+
+        proc = self.ensure_started()
+        try:
+            proc.stdin.write(encode_request(reference, degraded, PESQ_RATE))
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = b""
+        if not line:  # the worker died on this clip
+            code = proc.wait()
+            self.close()
+            how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            raise MeasureFailed(f"the PESQ C code crashed on this clip ({how}; its fixed-size tables overflow on "
+                                "some long inputs); the worker was restarted")
+        status, value = json.loads(line)
+        if status != "ok":
+            raise MeasureFailed(str(value))
+        return float(value)
+
+    def close(self) -> None:
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.stdin.close()  # end of input: the worker exits by itself
+                try:
+                    self._proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait()
+            self._proc = None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+
+_ISOLATED_PESQ: IsolatedPesq | None = None
+
+
+def _isolated_pesq() -> IsolatedPesq:
+    global _ISOLATED_PESQ
+    if _ISOLATED_PESQ is None:
+        _ISOLATED_PESQ = IsolatedPesq()
+        atexit.register(_ISOLATED_PESQ.close)
+    return _ISOLATED_PESQ
+
+
 def pesq_wb(reference: np.ndarray, estimate: np.ndarray, sr: int = PESQ_RATE) -> float:
     """Wide-band PESQ (P.862.2) of ``estimate`` against ``reference``; raises MeasureFailed."""
-    from pesq import PesqError, pesq
-
     _check_pair(reference, estimate, "pesq_wb")
     ref, deg = _at_rate(reference, sr, PESQ_RATE), _at_rate(estimate, sr, PESQ_RATE)
     if len(ref) < PESQ_MIN_SECONDS * PESQ_RATE:
         raise MeasureFailed(f"shorter than {PESQ_MIN_SECONDS} s, the PESQ minimum ({len(ref) / PESQ_RATE:.3f} s)")
     if not np.any(deg):  # the C code divides by the fake's level
         raise MeasureFailed("the codec output is silent")
-    try:
-        value = float(pesq(PESQ_RATE, ref, deg, "wb"))
-    except PesqError as err:  # its messages are bytes from the C code
-        msg = err.args[0].decode() if err.args and isinstance(err.args[0], bytes) else str(err)
-        raise MeasureFailed(f"PESQ: {msg}") from None
-    except (ValueError, ArithmeticError) as err:
-        raise MeasureFailed(f"PESQ: {type(err).__name__}: {err}") from None
+    value = _isolated_pesq()(ref, deg)
     if not np.isfinite(value):
         raise MeasureFailed("PESQ returned a non-finite value")
     return value
@@ -267,6 +357,8 @@ def optional_quality(reference: np.ndarray, estimate: np.ndarray, measures: Iter
         except MeasureFailed as err:
             values[OPTIONAL_QUALITY[m]] = None
             failures[m] = str(err)
+        except QualityUnavailableError:  # not about this clip: every clip would fail alike
+            raise
         except Exception as err:  # an unforeseen fault in a third-party measure costs one value, not the build
             values[OPTIONAL_QUALITY[m]] = None
             failures[m] = f"{m}: {type(err).__name__}: {' '.join(str(err).split())}"

@@ -156,6 +156,14 @@ def test_cli_flag_errors_are_one_line(corpus, built, tmp_path, capsys, monkeypat
     line = one_error_line(run_cli(capsys, *base, "--quality", "stoi", "--out", str(out)))
     assert "needs the package(s) pystoi" in line and "pip install pesq==0.0.4 pystoi==0.4.1" in line
     assert not out.exists()
+    # So does a PESQ worker process that cannot start.
+    from codecfake_build import quality
+
+    broken = quality.IsolatedPesq(command=[sys.executable, "-c", "raise SystemExit('cannot load the C code')"])
+    monkeypatch.setattr(quality, "_ISOLATED_PESQ", broken)
+    line = one_error_line(run_cli(capsys, *base, "--quality", "pesq", "--out", str(out)))
+    assert "the PESQ worker" in line and "did not start: cannot load the C code" in line
+    assert not out.exists()
 
 
 def test_cli_builds_with_the_flag(corpus, tmp_path, capsys):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from codecfake_build.audio import load_audio, resample
-from codecfake_build.quality import (QUALITY_INSTALL, MeasureFailed, QualityUnavailableError, optional_quality,
-                                     parse_quality_list, pesq_wb, require_measures, stoi_score)
+from codecfake_build.quality import (QUALITY_INSTALL, IsolatedPesq, MeasureFailed, QualityUnavailableError,
+                                     optional_quality, parse_quality_list, pesq_wb, require_measures, stoi_score)
 from codecfake_build.schema import DATASET_FEATURES, dataset_features
 
 pytest.importorskip("pesq", reason=f"the optional quality extra is not installed: {QUALITY_INSTALL}")
@@ -97,18 +97,49 @@ def test_silence_and_short_clips_become_null_with_a_reason():
     assert list(failures) == ["stoi"]
 
 
-def test_other_pesq_errors_become_reasons(monkeypatch):
+def test_pesq_errors_become_reasons_in_the_worker(monkeypatch):
+    """The function the worker process runs, called here: errors come back as tagged reasons."""
     import pesq
+
+    from codecfake_build._pesq_worker import pesq_wb_in_worker
+
+    x = speechlike(0.5)
+    assert pesq_wb_in_worker(x, x, SR) == ("ok", pytest.approx(PESQ_WB_MAX, abs=1e-3))
 
     def out_of_memory(*args, **kwargs):
         raise pesq.OutOfMemoryError(b"Not enough memory")
 
     monkeypatch.setattr(pesq, "pesq", out_of_memory)
-    x = speechlike(0.5)
-    with pytest.raises(MeasureFailed, match="PESQ: Not enough memory"):
-        pesq_wb(x, x)
-    values, failures = optional_quality(x, x, ["pesq"])
-    assert values == {"pesq_wb": None} and failures == {"pesq": "PESQ: Not enough memory"}
+    assert pesq_wb_in_worker(x, x, SR) == ("failed", "PESQ: Not enough memory")
+    monkeypatch.setattr(pesq, "pesq", lambda *a, **k: int(float("nan")))
+    assert pesq_wb_in_worker(x, x, SR) == ("failed", "PESQ: ValueError: cannot convert float NaN to integer")
+
+
+#: A worker that starts like the real one and dies the way the ITU code does on some long inputs.
+CRASHING_WORKER = [sys.executable, "-c", "import ctypes, sys; sys.stdout.write('ready\\n'); sys.stdout.flush(); "
+                   "sys.stdin.buffer.read(16); ctypes.string_at(0)"]
+
+
+def test_a_crash_of_the_c_code_costs_one_value_not_the_process():
+    x = speechlike(1.0)
+    crashing = IsolatedPesq(command=CRASHING_WORKER)
+    try:
+        with pytest.raises(MeasureFailed, match=r"PESQ C code crashed on this clip \(signal SIGSEGV"):
+            crashing(x, x)
+    finally:
+        crashing.close()
+    # The shared worker survives a real crash of the ITU code: 120 s of 360 syllables
+    # overflows its tables (SIGSEGV); the next clip gets a value again from a new worker.
+    values, failures = optional_quality(np.tile(x, 120), np.tile(x, 120), ["pesq"])
+    assert values == {"pesq_wb": None} and "crashed" in failures["pesq"]
+    assert pesq_wb(x, x) == pytest.approx(PESQ_WB_MAX, abs=1e-3)
+
+
+def test_a_worker_that_cannot_start_names_the_fix():
+    broken = IsolatedPesq(command=[sys.executable, "-c", "raise ImportError('No module named pesq')"])
+    with pytest.raises(QualityUnavailableError, match=r"did not start: ImportError: No module named pesq\. "
+                                                      r"Fix: pip install pesq==0\.0\.4"):
+        broken(speechlike(0.5), speechlike(0.5))
 
 
 def test_an_unforeseen_fault_costs_one_value_not_the_build(monkeypatch):
