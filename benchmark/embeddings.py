@@ -37,7 +37,8 @@ def _model_name(model: nn.Module) -> str:
 
 def dump_embeddings(model: nn.Module, source: AudioSource, out_npz: str | Path, batch_size: int = 16,
                     device: str | torch.device = "cpu", *, data_name: str = "") -> Path:
-    """Embed every item of ``source`` and write ``out_npz`` atomically; returns its path."""
+    """Embed every item of ``source`` and write ``out_npz`` atomically; returns its path.
+    (``benchmark.runs.evaluate_model`` writes the same file from its scoring pass.)"""
     name = _model_name(model)
     if not callable(getattr(model, "embed", None)):
         raise ValueError(f"model {name} has no embed(wave) method, so it has no embeddings to dump. "
@@ -58,16 +59,22 @@ def dump_embeddings(model: nn.Module, source: AudioSource, out_npz: str | Path, 
             chunks.append(emb.float().cpu().numpy())
             targets.append(batch.target.numpy())
             loaded += batch.filenames
+    return write_embeddings(out_npz, loaded, np.concatenate(chunks), np.concatenate(targets), source,
+                            model=name, data_name=data_name)
+
+
+def write_embeddings(out_npz: str | Path, loaded: list[str], embeddings: np.ndarray, target: np.ndarray,
+                     source: AudioSource, *, model: str, data_name: str = "") -> Path:
+    """Write the npz described above from rows in loader order (``loaded`` names them)."""
     # evaluation loaders may bucket by length: put rows back in the source's order
     position = {fname: i for i, fname in enumerate(loaded)}
     order = np.asarray([position[f] for f in source.filenames], dtype=np.int64)
-    embeddings = np.concatenate(chunks)[order]
-    target = np.concatenate(targets)[order]
+    embeddings, target = embeddings[order], np.asarray(target)[order]
     labels = np.where(target == TARGET_BONAFIDE, BONAFIDE, np.where(target == TARGET_SPOOF, "spoof", "unlabelled"))
     conditions = np.asarray([BONAFIDE if lab == BONAFIDE else str(c) for lab, c in zip(labels, system_names(source))])
     buf = io.BytesIO()
     np.savez(buf, embeddings=embeddings.astype(np.float32), labels=labels.astype(str), conditions=conditions.astype(str),
-             filenames=np.asarray(source.filenames, dtype=str), model=np.asarray(name),
+             filenames=np.asarray(source.filenames, dtype=str), model=np.asarray(model),
              data=np.asarray(data_name or getattr(source, "name", "") or "data"))
     out = Path(out_npz)
     atomic_write_bytes(out, buf.getvalue())

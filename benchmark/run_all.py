@@ -134,7 +134,6 @@ def run_experiment(exp: Experiment, roots: Mapping[str, Any], out: Path, *, devi
                    progress: bool = True, n_bootstrap: int = 1000) -> list[Path]:
     """Train, evaluate every test set (and each condition), write run JSONs and ``done.json``."""
     from benchmark.models import create_model, load_weights
-    from benchmark.embeddings import dump_embeddings
     from benchmark.runs import evaluate_model, write_run
     from benchmark.training import resolve_device, train
 
@@ -154,11 +153,11 @@ def run_experiment(exp: Experiment, roots: Mapping[str, Any], out: Path, *, devi
     for test in resolved.tests:
         eval_dir = base / "eval" / test.name.replace(":", "_")
         source = test.source()
-        ev = evaluate_model(model, source, eval_dir, device=dev, progress=progress, n_bootstrap=n_bootstrap)
-        embeddings = None
-        if callable(getattr(model, "embed", None)):  # models with an embedding space get a t-SNE map
-            embeddings = dump_embeddings(model, source, eval_dir / "embeddings.npz", device=dev,
-                                         data_name=test.name)
+        # Models with an embedding space get a t-SNE map, from the scoring pass itself.
+        wants_map = callable(getattr(model, "embed", None))
+        ev = evaluate_model(model, source, eval_dir, device=dev, progress=progress, n_bootstrap=n_bootstrap,
+                            embeddings_npz=eval_dir / "embeddings.npz" if wants_map else None, data_name=test.name)
+        embeddings = ev.embeddings_path
         common = dict(model=exp.recipe.name, train_data=train_data, protocol=exp.protocol.name, seed=exp.seed,
                       config=config, evaluation=ev)
         path = base / "runs" / f"{test.name.replace(':', '_')}.json"

@@ -14,6 +14,7 @@ import numpy as np
 from torch import nn
 
 from benchmark.data import TARGET_BONAFIDE, AudioSource, make_loader
+from benchmark.embeddings import write_embeddings
 from benchmark.evaluate import evaluate_files, write_keys, write_scores
 from benchmark.metrics import compute_metrics
 from benchmark.training import score_loader
@@ -51,19 +52,29 @@ class Evaluation:
     metrics: dict[str, Any]
     by_condition: dict[str, dict[str, Any]]
     scores_path: Path
+    embeddings_path: Path | None = None
 
 
 def evaluate_model(model: nn.Module, source: AudioSource, out_dir: Path, *, device: str = "cpu",
                    batch_size: int = 16, amp: bool = False, progress: bool = True,
-                   n_bootstrap: int = 1000, bootstrap_seed: int = 0) -> Evaluation:
+                   n_bootstrap: int = 1000, bootstrap_seed: int = 0,
+                   embeddings_npz: Path | None = None, data_name: str = "") -> Evaluation:
     """Score ``source`` and write ``scores.tsv``, ``keys.tsv`` and ``metrics.json`` to ``out_dir``.
     ``by_condition`` pools all bona fide trials with each spoof condition's trials (Codecfake's
     per-codec columns).  Every metric set carries a bootstrap 95 % CI of its EER from ``n_bootstrap``
-    resamples seeded with ``bootstrap_seed`` (0 resamples = no CI)."""
+    resamples seeded with ``bootstrap_seed`` (0 resamples = no CI).  With ``embeddings_npz`` (and a
+    model with ``embed``), the same pass also writes the embeddings file of ``benchmark.embeddings``
+    (titled ``data_name``)."""
     loader = make_loader(source, batch_size=batch_size, train=False, num_samples=getattr(model, "num_samples", None),
                          crop=getattr(model, "crop", "tile"))
     model.to(device)
-    names, scores, targets = score_loader(model, loader, device, amp=amp, progress=progress, return_targets=True)
+    chunks: list[np.ndarray] | None = [] if embeddings_npz is not None else None
+    names, scores, targets = score_loader(model, loader, device, amp=amp, progress=progress, return_targets=True,
+                                          embeddings_out=chunks)
+    if chunks is not None:
+        embeddings_npz = write_embeddings(embeddings_npz, names, np.concatenate(chunks), targets, source,
+                                          model=getattr(model, "registry_name", type(model).__name__),
+                                          data_name=data_name)
     index = {n: i for i, n in enumerate(source.filenames)}
     conds_all = conditions_of(source)
     conds = [conds_all[index[n]] for n in names]
@@ -78,7 +89,7 @@ def evaluate_model(model: nn.Module, source: AudioSource, out_dir: Path, *, devi
         keep = bona | (np.asarray(conds) == cond)
         by_condition[cond] = compute_metrics(scores[keep], bona[keep].astype(int), n_bootstrap=n_bootstrap,
                                              seed=bootstrap_seed)
-    return Evaluation(metrics, by_condition, out_dir / "scores.tsv")
+    return Evaluation(metrics, by_condition, out_dir / "scores.tsv", embeddings_npz)
 
 
 def write_run(path: Path, *, model: str, train_data: str, test_data: str, protocol: str, seed: int | None,

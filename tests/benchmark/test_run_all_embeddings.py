@@ -23,6 +23,60 @@ class TinyEmbeddingDetector(TinyDetector):
         return torch.log1p(self.conv(wave.unsqueeze(1)).abs().mean(dim=-1))
 
 
+class HeadOnEmbedding(TinyEmbeddingDetector):
+    """The usual layout: forward = head(embed(wave)), so one pass gives both."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.embed_calls = 0
+
+    def embed(self, wave: torch.Tensor) -> torch.Tensor:
+        self.embed_calls += 1
+        return super().embed(wave)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(self.embed(wave)))
+
+
+def test_one_forward_gives_scores_and_embeddings():
+    from benchmark.training.scoring import forward_with_embedding
+
+    torch.manual_seed(0)
+    wave = torch.randn(3, 1600)
+    model = HeadOnEmbedding(channels=4).eval()
+    logits, emb = forward_with_embedding(model, wave)
+    assert model.embed_calls == 1  # caught inside forward, not recomputed
+    assert "embed" not in vars(model)  # the catching wrapper is gone again
+    torch.testing.assert_close(logits, model(wave))
+    torch.testing.assert_close(emb, model.embed(wave))
+    # A forward that never calls embed() gets one separate embed() call instead.
+    other = TinyEmbeddingDetector(channels=4).eval()
+    logits, emb = forward_with_embedding(other, wave)
+    torch.testing.assert_close(logits, other(wave))
+    torch.testing.assert_close(emb, other.embed(wave))
+
+
+def test_scoring_pass_writes_the_same_embeddings_as_a_separate_dump(tmp_path):
+    from benchmark.embeddings import dump_embeddings
+    from benchmark.protocols import load_protocol, resolve
+    from benchmark.runs import evaluate_model
+
+    roots = {"librisevoc": str(make_librisevoc(tmp_path / "data"))}
+    source = resolve(load_protocol("inner-dataset_librisevoc"), roots).tests[0].source()
+    model = HeadOnEmbedding(channels=4, num_samples=1600).eval()
+    ev = evaluate_model(model, source, tmp_path / "eval", progress=False, n_bootstrap=0,
+                        embeddings_npz=tmp_path / "eval" / "embeddings.npz", data_name="mini")
+    assert model.embed_calls == -(-len(source.filenames) // 16)  # once per scoring batch, no second pass
+    alone = dump_embeddings(model, source, tmp_path / "alone.npz", data_name="mini")
+    with np.load(ev.embeddings_path) as a, np.load(alone) as b:
+        assert set(a.files) == set(b.files)
+        for key in a.files:
+            if a[key].dtype.kind == "f":
+                np.testing.assert_allclose(a[key], b[key], atol=1e-6)
+            else:
+                assert (a[key] == b[key]).all()
+
+
 def test_run_all_records_embeddings_and_the_leaderboard_maps_them(tmp_path):
     recipes = tmp_path / "recipes"
     recipes.mkdir()
