@@ -59,6 +59,7 @@ from tqdm import tqdm
 from codecfake_build.atomic import atomic_write_json
 from codecfake_build.audio import AudioError, encode_flac, load_audio, peak_safe, resample
 from codecfake_build.codecs import CODECS, Codec, CodecSpec, CodecUnavailableError, create_codec
+from codecfake_build.codecs.precision import AMP_MODES, choose_amp
 from codecfake_build.corpora import Utterance, open_corpus
 from codecfake_build.presets import Preset, get_preset
 from codecfake_build.quality import fake_quality, is_clipped, optional_quality, parse_quality_list, require_measures
@@ -72,6 +73,8 @@ log = logging.getLogger("codecfake_build")
 
 REPORT = "build_report.json"
 DEFAULT_MAX_SECONDS = 600.0
+#: Sources re-synthesised in float32 and under autocast before a build keeps an AMP dtype.
+AMP_CALIBRATION_CLIPS = 4
 #: Bumped when the rows change shape; part of the fingerprint.
 ROW_FORMAT = 2
 
@@ -103,9 +106,14 @@ class BuildConfig:
     max_seconds: float | None = DEFAULT_MAX_SECONDS
     #: Optional quality measures ("pesq", "stoi"): each adds its column (schema.OPTIONAL_QUALITY).
     quality: list[str] = field(default_factory=list)
+    #: Autocast for the torch codecs: off, auto (CUDA: bf16, else fp16, else float32) or an
+    #: explicit bf16/fp16; a dtype is used only if calibration clips stay within 1e-3 of float32.
+    amp: str = "off"
 
     def __post_init__(self) -> None:
         self.quality = parse_quality_list(self.quality)  # canonical order: the same build, one fingerprint
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"--amp {self.amp}: unknown mode. Fix: use one of {', '.join(AMP_MODES)}")
 
     @classmethod
     def from_preset(cls, name: str, **kw: Any) -> "BuildConfig":
@@ -155,6 +163,8 @@ class BuildConfig:
             args += ["--max-seconds", f"{self.max_seconds or 0:g}"]
         if self.quality:
             args += ["--quality", ",".join(self.quality)]
+        if self.amp != "off":
+            args += ["--amp", self.amp]
         for kind in self.export:
             args += ["--export", kind]
         args += ["--out", str(self.out)]
@@ -286,6 +296,39 @@ def open_codecs(cfg: BuildConfig) -> tuple[list[ActiveCodec], list[dict[str, str
     return active, missing
 
 
+def calibration_clips(utts: list[Utterance], n: int = AMP_CALIBRATION_CLIPS) -> list[np.ndarray]:
+    """The first ``n`` readable sources at STORE_RATE, in corpus order (the same clips on a resume)."""
+    clips: list[np.ndarray] = []
+    for u in utts:
+        if len(clips) == n:
+            break
+        try:
+            wave, sr = load_audio(u.path)
+        except AudioError:
+            continue
+        if len(wave) <= DEFAULT_MAX_SECONDS * sr:
+            clips.append(resample(wave, sr, STORE_RATE))
+    return clips
+
+
+def choose_codec_amp(cfg: BuildConfig, codecs: list[ActiveCodec], utts: list[Utterance]) -> dict[str, dict]:
+    """Run the AMP check (``codecs.precision.choose_amp``) for each torch codec; the decisions,
+    by codec spec, go to build_report.json.  An explicit --amp that fails raises AmpCheckError."""
+    if cfg.amp == "off":
+        return {}
+    clips = calibration_clips(utts)
+    decisions = {}
+    for a in codecs:
+        decision = choose_amp(a.codec, clips, STORE_RATE, cfg.amp)
+        decisions[a.codec.spec] = decision.to_dict()
+        log.info("%s: %s", a.codec.spec, decision.reason)
+    return decisions
+
+
+def amp_in_use(codecs: list[ActiveCodec]) -> dict[str, str]:
+    return {a.codec.spec: a.codec.amp for a in codecs if a.codec.amp}
+
+
 def fingerprint(cfg: BuildConfig, utts: list[Utterance], active: list[ActiveCodec] | None = None) -> str:
     """Everything that changes the output bytes; device and batch size do not."""
     files = []
@@ -307,6 +350,9 @@ def fingerprint(cfg: BuildConfig, utts: list[Utterance], active: list[ActiveCode
     }
     if cfg.quality:  # only when set, so builds without it keep the fingerprint they always had
         payload["quality"] = list(cfg.quality)
+    amp = amp_in_use(active or [])
+    if amp:  # the dtypes change the output bytes; float32 builds keep their old fingerprint
+        payload["amp"] = amp
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -455,9 +501,13 @@ def build(cfg: BuildConfig) -> BuildResult:
     # Fail on missing codecs, weights, binaries or quality packages before any work, not mid-build.
     require_measures(cfg.quality)
     codecs, unavailable = open_codecs(cfg)
+    amp_decisions = choose_codec_amp(cfg, codecs, utts)
     cfg.out.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest.open(cfg.out, fingerprint(cfg, utts, codecs), overwrite=cfg.overwrite,
-                             options={"--quality": ",".join(cfg.quality) or "none"})
+    amp = amp_in_use(codecs)
+    # Named in the refusal when a resume would mix settings (float32 builds keep their fingerprint).
+    options = {"--quality": ",".join(cfg.quality) or "none",
+               "amp": ",".join(f"{k}={v}" for k, v in amp.items()) or "float32"}
+    manifest = Manifest.open(cfg.out, fingerprint(cfg, utts, codecs), overwrite=cfg.overwrite, options=options)
     features = dataset_features(cfg.quality)
     shards = plan(cfg, utts)
     todo = [(s, i, len(lst), sh) for s, lst in shards.items() for i, sh in enumerate(lst)]
@@ -476,7 +526,7 @@ def build(cfg: BuildConfig) -> BuildResult:
         manifest.record(name, sha, len(rows), skipped, **({"quality_failures": failures} if cfg.quality else {}))
         bar.update(len(shard))
     bar.close()
-    result = summarise(cfg, manifest, shards, time.time() - t0, codecs, unavailable)
+    result = summarise(cfg, manifest, shards, time.time() - t0, codecs, unavailable, amp_decisions)
     from codecfake_build.card import write_card
     write_card(cfg, result, licences, [a.codec for a in codecs])
     for kind in cfg.export:
@@ -492,7 +542,7 @@ def _mean(values: list[float | None]) -> float | None:
 
 def summarise(cfg: BuildConfig, manifest: Manifest, shards: dict[str, list], seconds: float,
               codecs: list[ActiveCodec] | None = None, unavailable: list[dict[str, str]] | None = None,
-              ) -> BuildResult:
+              amp_decisions: dict[str, dict] | None = None) -> BuildResult:
     import pyarrow.parquet as pq
 
     skipped: list[dict[str, str]] = []
@@ -532,7 +582,7 @@ def summarise(cfg: BuildConfig, manifest: Manifest, shards: dict[str, list], sec
         entry = per_condition.get(a.condition, new_entry())
         conditions.append({"condition": a.condition, "codec": a.codec.spec, "test_only": a.test_only,
                            "rows": dict(entry["rows"]), "mean_logmel_distance": _mean(entry["logmel"]),
-                           "mean_si_snr_db": _mean(entry["sisnr"]),
+                           "mean_si_snr_db": _mean(entry["sisnr"]), "amp": a.codec.amp,
                            **{f"mean_{OPTIONAL_QUALITY[m]}": _mean(entry[m]) for m in cfg.quality}})
     result = BuildResult(cfg.out, sum(labels.values()), labels[0], labels[1], len(names), skipped,
                          dict(split_rows), seconds, conditions, list(unavailable or []), len(clipped_sources),
@@ -549,6 +599,7 @@ def summarise(cfg: BuildConfig, manifest: Manifest, shards: dict[str, list], sec
             "quality_failure_counts": {
                 m: dict(Counter(f["reason"] for f in quality_failures if f["measure"] == m)) for m in cfg.quality}}
            if cfg.quality else {}),
+        **({"amp_checks": amp_decisions} if amp_decisions else {}),
         "seed": cfg.seed, "command": cfg.to_command(),
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "codecs", "corpora")},
     })

@@ -115,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", action="append", default=[], metavar="CODEC=PATH",
                    help="local weights for a codec (file or directory); repeatable")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for neural codecs")
+    p.add_argument("--amp", choices=["off", "auto", "bf16", "fp16"], default="off",
+                   help="mixed precision for the torch codecs, kept only where it is harmless: the first 4 "
+                        "sources are re-synthesised in float32 and under the dtype, and the dtype is used only if "
+                        "every sample stays within 1e-3. auto tries bf16 then fp16 on CUDA and falls back to "
+                        "float32 (logged); an explicit bf16/fp16 that fails stops the build. The checks go to "
+                        "build_report.json (amp_checks). Default off")
     p.add_argument("--batch-size", type=int, default=8, help="utterances per codec batch (default 8)")
     p.add_argument("--limit", type=int, help="use at most N utterances per corpus (spread over speakers)")
     p.add_argument("--split-by", choices=["utterance", "speaker"], default=None,
@@ -172,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             shard_size=args.shard_size, export=args.export, overwrite=args.overwrite,
             progress=not args.no_progress, skip_unavailable=args.skip_unavailable,
             max_seconds=DEFAULT_MAX_SECONDS if args.max_seconds is None else (args.max_seconds or None),
-            quality=parse_quality_list(args.quality),
+            quality=parse_quality_list(args.quality), amp=args.amp,
         )
         if args.split_by is not None:
             common["split_by"] = args.split_by
