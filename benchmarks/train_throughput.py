@@ -324,6 +324,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     recipes = select_recipes(load_recipes(args.recipe_dir or RECIPE_DIR), args.recipes, args.models)
     if not recipes:
         raise SystemExit("error: no recipe matches --recipes/--models. Fix: see configs/recipes/ for the names")
+    from benchmark.models import MODELS
+
+    used = {r.train["model"]["name"] for r in load_recipes(args.recipe_dir or RECIPE_DIR).values()}
     commit, dirty = git_state()
     result: dict[str, Any] = {
         "schema": SCHEMA, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": commit,
@@ -332,7 +335,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "settings": {"steps": args.steps, "steps_ssl": args.steps_ssl, "warmup": args.warmup,
                      "max_batch": args.max_batch, "max_batch_ssl": args.max_batch_ssl,
                      "weights": "random (official architectures)", "amp": False},
-        "note": args.note, "recipes": {},
+        "note": args.note,
+        # Timing follows recipes (their batch, SAM, kwargs); a model no recipe uses is not timed.
+        "models_without_recipe": sorted(set(MODELS.names()) - used), "recipes": {},
     }
     with tempfile.TemporaryDirectory(prefix="train-throughput-") as tmp:
         for recipe in recipes:

@@ -37,6 +37,7 @@ def test_every_selected_recipe_gets_rates_and_the_json_names_the_device(recipe_d
     assert result["schema"] == tt.SCHEMA and result["device"] == "cpu" and result["device_name"]
     assert result["torch"] == torch.__version__ and result["note"] == "test" and "commit" in result
     assert len(result["loadavg_before"]) == 3 and result["date"]
+    assert "aasist" in result["models_without_recipe"] and TINY not in result["models_without_recipe"]
     rows = result["recipes"]
     assert set(rows) == {"tiny", "tiny-sam", "own"}
     for row in rows.values():
