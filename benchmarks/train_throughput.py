@@ -9,7 +9,9 @@ with random weights.  A training step is the trainer's own step (``benchmark.tra
 loss, SAM/ASAM double step where the recipe asks for it, Adam): forward, backward, step on the
 recipe's clip length (``model.num_samples``, 4 s when the model takes any length).  Model-specific
 training labels (FD-ADD's pseudo-labels, RawNet2-Voc's vocoder class) come from the model's own
-``train_transform()`` run once per item before timing, as the loader workers would.
+``train_transform()`` run once per item before timing, as the loader workers would.  Adam steps
+after every batch (a recipe's ``grad_accum`` only makes it step less often, which costs less);
+data loading is not timed.
 
 Frozen-SSL recipes with a feature cache are timed twice: the first epoch (SSL forward + cache
 write on unseen clips) and the cached epochs (the same clips again: cache reads).  Scoring is
