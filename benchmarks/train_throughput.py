@@ -185,21 +185,23 @@ def _sync(device: torch.device) -> None:
 class Stepper:
     """One training step exactly as ``benchmark.training.loop`` takes it (loss, SAM or plain step)."""
 
-    def __init__(self, model: torch.nn.Module, recipe_train: dict[str, Any], device: torch.device):
+    def __init__(self, model: torch.nn.Module, config: Any, device: torch.device):
         from benchmark.training.sam import make_sam
 
-        optim = recipe_train.get("optim", {})
+        o = config.optim
         self.model, self.device = model, device
         self.own_loss = bool(getattr(model, "own_loss", False))
-        weights = optim.get("class_weights")
+        # AMP as the trainer uses it: the recipe's dtype, on CUDA only.
+        self.amp_dtype = config.amp_dtype if device.type == "cuda" else None
+        weights = o.class_weights
         weight = torch.tensor(weights, dtype=torch.float32, device=device) \
             if isinstance(weights, (list, tuple)) and not self.own_loss else None
         # "balanced" weights depend on the data; any weight costs the same, so plain CE stands in.
         self.criterion = torch.nn.CrossEntropyLoss(weight=weight)
-        self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
-                                          lr=float(optim.get("lr", 1e-4)))
-        self.sam = make_sam(str(optim.get("sam", "none")), self.optimizer, float(optim.get("sam_rho", 0.05)))
-        self.scaler = torch.amp.GradScaler(device.type, enabled=False)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=tuple(o.betas),
+                                          weight_decay=o.weight_decay)
+        self.sam = make_sam(o.sam, self.optimizer, o.sam_rho)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == "fp16")
 
     def train_step(self, batch: tuple) -> float:
         from benchmark.training.loop import _loss, _sam_step
@@ -208,7 +210,7 @@ class Stepper:
         holder = SimpleNamespace(extras=extras)
 
         def compute() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-            return _loss(self.model, self.criterion, holder, wave, target, self.device, None, self.own_loss)
+            return _loss(self.model, self.criterion, holder, wave, target, self.device, self.amp_dtype, self.own_loss)
 
         self.model.train()
         _sync(self.device)
@@ -217,18 +219,21 @@ class Stepper:
             _sam_step(self.model, self.sam, compute, self.scaler, 1, 0)
         else:
             loss, _ = compute()
-            loss.backward()
-            self.optimizer.step()
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
         _sync(self.device)
         return time.perf_counter() - t0
 
     def score_step(self, batch: tuple) -> float:
+        from benchmark.training.scoring import autocast_for
+
         self.model.eval()
         wave = batch[0].to(self.device)
         _sync(self.device)
         t0 = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), autocast_for(self.device, self.amp_dtype is not None, self.amp_dtype):
             self.model.score(wave)
         _sync(self.device)
         return time.perf_counter() - t0
@@ -252,12 +257,13 @@ def bench_recipe(recipe: Any, args: argparse.Namespace, device: torch.device, sc
         for fe in fronts:
             fe.ssl_model  # noqa: B018  (a frozen front-end loads lazily: build it outside the timing)
     cached = any(fe._frozen is not None and fe.cache_dir is not None for fe in fronts)
-    recipe_batch = int(train.get("optim", {}).get("batch_size", 32))
+    config = recipe.train_config(scratch / recipe.name / "run", seed=0, data_label="train-throughput")
+    recipe_batch = config.optim.batch_size
     cap = args.max_batch_ssl if fronts else args.max_batch
     batch = min(recipe_batch, cap) if cap else recipe_batch
     steps = args.steps_ssl if fronts and args.steps_ssl else args.steps
     num_samples = int(getattr(model, "num_samples", None) or DEFAULT_SAMPLES)
-    stepper = Stepper(model, train, device)
+    stepper = Stepper(model, config, device)
     # Distinct clips for every step: a frozen-SSL cache must miss in the first epoch.
     batches = make_batches(model, args.warmup + steps, batch, num_samples, seed=0)
     build_s = time.perf_counter() - t0
@@ -269,7 +275,7 @@ def bench_recipe(recipe: Any, args: argparse.Namespace, device: torch.device, sc
     row: dict[str, Any] = {
         "status": "ok", "model": name, "kwargs_measured": kwargs, "notes": notes,
         "recipe_batch": recipe_batch, "batch": batch, "num_samples": num_samples, "steps": steps,
-        "warmup": args.warmup, "sam": str(train.get("optim", {}).get("sam", "none")),
+        "warmup": args.warmup, "sam": config.optim.sam, "amp": stepper.amp_dtype or False,
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "ssl_frontend": [f"{fe.model_id} ({'fine-tuned' if fe._frozen is None else 'frozen'}, random weights)"
                          for fe in fronts],
@@ -336,7 +342,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "device": str(device), "device_name": device_name(str(device)), "loadavg_before": _loadavg(),
         "settings": {"steps": args.steps, "steps_ssl": args.steps_ssl, "warmup": args.warmup,
                      "max_batch": args.max_batch, "max_batch_ssl": args.max_batch_ssl,
-                     "weights": "random (official architectures)", "amp": False},
+                     "weights": "random (official architectures)", "amp": "the recipe's, on CUDA only"},
         "note": args.note,
         # Timing follows recipes (their batch, SAM, kwargs); a model no recipe uses is not timed.
         "models_without_recipe": sorted(set(MODELS.names()) - used), "recipes": {},
