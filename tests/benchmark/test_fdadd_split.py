@@ -20,7 +20,6 @@ from tests.benchmark.test_readers import (
     make_in_the_wild,
     make_librisevoc,
     make_wavefake,
-    write_audio,
 )
 
 
@@ -81,25 +80,8 @@ def test_fakes_ratio_cuts_real_and_training_fakes_with_their_own_orders():
                for p in out)
 
 
-def make_wavefake_fdadd_layout(base):
-    """The FD-ADD authors' WaveFake folder: everything in WaveFake/, real corpora and TTS renamed."""
-    root = base / "WaveFake"
-    for vocoder, suffix in WAVEFAKE_LJ.items():
-        for i, uid in enumerate(LJ_IDS):
-            write_audio(root / f"ljspeech_{vocoder}" / f"{uid}{suffix}.wav", 22050, i)
-    for vocoder in ("multi_band_melgan", "parallel_wavegan"):
-        for i, uid in enumerate(JSUT_IDS):
-            write_audio(root / f"jsut_{vocoder}" / f"{uid}_gen.wav", 24000, i)
-    write_audio(root / "ljspeech_tts" / "gen_0.wav", 22050)
-    for i, uid in enumerate(LJ_IDS):
-        write_audio(root / "ljspeech_real" / "wavs" / f"{uid}.wav", 22050, i)
-    for i, uid in enumerate(JSUT_IDS):
-        write_audio(root / "jsut_real" / f"{uid}.wav", 48000, i)
-    return root
-
-
 def test_wavefake_reader_reads_the_fd_add_authors_layout(tmp_path):
-    items = open_dataset("wavefake", make_wavefake_fdadd_layout(tmp_path)).items()
+    items = open_dataset("wavefake", make_wavefake(tmp_path, fdadd_layout=True)).items()
     by = Counter((it.corpus, it.vocoder, it.label) for it in items)
     assert by[("ljspeech", "bonafide", BONAFIDE)] == len(LJ_IDS)
     assert by[("jsut", "bonafide", BONAFIDE)] == len(JSUT_IDS)
@@ -112,7 +94,7 @@ def test_wavefake_reader_reads_the_fd_add_authors_layout(tmp_path):
 
 @pytest.mark.parametrize("layout", ["official", "fdadd"])
 def test_inner_wavefake_is_ljspeech_only_on_both_layouts(tmp_path, layout):
-    root = make_wavefake(tmp_path) if layout == "official" else make_wavefake_fdadd_layout(tmp_path)
+    root = make_wavefake(tmp_path) if layout == "official" else make_wavefake(tmp_path, fdadd_layout=True)
     r = resolve(load_protocol("inner-dataset_wavefake"), {"wavefake": root})
     everything = r.train + r.dev + r.tests[0].items
     assert {it.corpus for it in everything} == {"ljspeech"} and len(everything) == 8 * len(LJ_IDS)

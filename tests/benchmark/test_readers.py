@@ -93,20 +93,27 @@ WAVEFAKE_LJ = {"melgan": "_gen", "parallel_wavegan": "_gen", "multi_band_melgan"
                "hifiGAN": "_generated", "melgan_large": "_gen", "waveglow": ""}
 
 
-def make_wavefake(base: Path) -> Path:
-    gen = base / "generated_audio"
+def make_wavefake(base: Path, fdadd_layout: bool = False) -> Path:
+    """The official WaveFake download beside LJSpeech 1.1 and JSUT 1.1 (returns ``base``), or with
+    ``fdadd_layout`` the FD-ADD authors' single folder (returns ``base/WaveFake``): real corpora as
+    ``ljspeech_real/wavs`` and ``jsut_real``, the TTS prompts as ``ljspeech_tts``."""
+    root = base / "WaveFake" if fdadd_layout else base
+    gen = root if fdadd_layout else base / "generated_audio"
     for vocoder, suffix in WAVEFAKE_LJ.items():
         for i, uid in enumerate(LJ_IDS):
             write_audio(gen / f"ljspeech_{vocoder}" / f"{uid}{suffix}.wav", 22050, i)
     for vocoder in ("multi_band_melgan", "parallel_wavegan"):
         for i, uid in enumerate(JSUT_IDS):
             write_audio(gen / f"jsut_{vocoder}" / f"{uid}_gen.wav", 24000, i)
-    write_audio(gen / "common_voices_prompts_from_conformer_fastspeech2_pwg_ljspeech" / "gen_0.wav", 22050)
+    tts = "ljspeech_tts" if fdadd_layout else "common_voices_prompts_from_conformer_fastspeech2_pwg_ljspeech"
+    write_audio(gen / tts / "gen_0.wav", 22050)
+    lj = root / "ljspeech_real" / "wavs" if fdadd_layout else base / "LJSpeech-1.1" / "wavs"
+    jsut = root / "jsut_real" if fdadd_layout else base / "jsut_ver1.1" / "basic5000" / "wav"
     for i, uid in enumerate(LJ_IDS):
-        write_audio(base / "LJSpeech-1.1" / "wavs" / f"{uid}.wav", 22050, i)
+        write_audio(lj / f"{uid}.wav", 22050, i)
     for i, uid in enumerate(JSUT_IDS):
-        write_audio(base / "jsut_ver1.1" / "basic5000" / "wav" / f"{uid}.wav", 48000, i)
-    return base
+        write_audio(jsut / f"{uid}.wav", 48000, i)
+    return root
 
 
 LIBRI_IDS = [f"{spk}_123349_{p:06d}_000000" for spk in (27, 103, 1034) for p in range(4)]
