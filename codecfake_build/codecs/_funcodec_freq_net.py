@@ -49,6 +49,7 @@ from codecfake_build.codecs._funcodec_net import (
     ResidualVQ,
     SConv1d,
     SEANetConfig,
+    SEANetOptions,
     SLSTM,
     _activation,
     _has_seq,
@@ -61,33 +62,12 @@ DOMAINS = ("mag_phase",)
 
 # ---- configuration ------------------------------------------------------------------------
 @dataclass
-class FreqSEANetConfig:
+class FreqSEANetConfig(SEANetOptions):
     """Options of the official SEANetEncoder2d / SEANetDecoder2d (defaults are the
     official class defaults, not the recipe values)."""
 
     channels: int = 3             # feature planes (encoder ``input_size`` / decoder ``channels``)
-    dimension: int = 128          # latent size
-    n_filters: int = 32
-    n_residual_layers: int = 1
     ratios: list[list[int]] = field(default_factory=lambda: [[4, 1], [4, 1], [4, 2], [4, 1]])  # (freq, time)
-    activation: str = "ELU"
-    activation_params: dict[str, Any] = field(default_factory=lambda: {"alpha": 1.0})
-    final_activation: str | None = None
-    final_activation_params: dict[str, Any] | None = None
-    norm: str = "weight_norm"
-    norm_params: dict[str, Any] = field(default_factory=dict)
-    kernel_size: int = 7
-    last_kernel_size: int = 7
-    residual_kernel_size: int = 3
-    dilation_base: int = 2
-    causal: bool = False
-    pad_mode: str = "reflect"
-    true_skip: bool = False
-    compress: int = 2
-    seq_model: str | None = "lstm"
-    seq_layer_num: int = 2
-    res_seq: bool = True
-    trim_right_ratio: float = 1.0
     last_out_padding: list[list[int]] = field(default_factory=lambda: [[0, 1], [0, 0]])  # (freq, time)
     conv_group_ratio: int = -1
     tr_conv_group_ratio: int = -1

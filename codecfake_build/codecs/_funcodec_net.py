@@ -33,15 +33,15 @@ NORMS = ("none", "weight_norm", "time_group_norm")
 
 # ---- configuration ------------------------------------------------------------------------
 @dataclass
-class SEANetConfig:
-    """The SEANet options FunCodec's ``encoder_conf`` / ``decoder_conf`` may set
-    (defaults are the official class defaults, not the recipe values)."""
+class SEANetOptions:
+    """The options FunCodec's 1-D and 2-D (FreqCodec) SEANet nets share, with the official
+    class defaults; each net's config adds its own (``_pick`` refuses any other key)."""
 
     channels: int = 1          # audio channels (encoder ``input_size`` / decoder ``channels``)
     dimension: int = 128       # latent size (encoder output / decoder ``input_size``)
     n_filters: int = 32
     n_residual_layers: int = 1
-    ratios: list[int] = field(default_factory=lambda: [8, 5, 4, 2])
+    ratios: list[Any] = field(default_factory=lambda: [8, 5, 4, 2])
     activation: str = "ELU"
     activation_params: dict[str, Any] = field(default_factory=lambda: {"alpha": 1.0})
     final_activation: str | None = None
@@ -60,6 +60,14 @@ class SEANetConfig:
     seq_layer_num: int = 2
     res_seq: bool = True
     trim_right_ratio: float = 1.0
+
+
+@dataclass
+class SEANetConfig(SEANetOptions):
+    """The SEANet options FunCodec's ``encoder_conf`` / ``decoder_conf`` may set
+    (defaults are the official class defaults, not the recipe values)."""
+
+    ratios: list[int] = field(default_factory=lambda: [8, 5, 4, 2])
     double_filters: bool = True   # encoder: widths double at each downsampling
     half_filters: bool = True     # decoder: widths halve at each upsampling
     add_snake_activation: bool = False
