@@ -48,21 +48,34 @@ class Detector(nn.Module):
         return logits[:, 1] - logits[:, 0]
 
     # Parameter counts (``python -m benchmark models``): params = backend_params() + frontend_params().
+    def _pretrained_frontends(self) -> dict[str, nn.Module]:
+        """The SSL front-ends among this model's submodules, by their module path."""
+        from benchmark.frontends.ssl import SSLFrontend
+
+        return {name: m for name, m in self.named_modules() if isinstance(m, SSLFrontend)}
+
     def frontend_params(self) -> int:
-        """Size of a pretrained (SSL) front-end as the detector keeps it (an SSL model cut
-        above the hidden state it reads), counted whether or not its frozen weights are
+        """Size of the pretrained (SSL) front-ends as the detector keeps them (an SSL model cut
+        above the hidden state it reads), counted whether or not their frozen weights are
         registered in ``parameters()``; 0 for models trained from scratch."""
-        return 0
+        return sum(m.num_params() for m in self._pretrained_frontends().values())
 
     def frontend_full_params(self) -> int:
-        """Size of that pretrained front-end as released, with every layer (papers often
+        """Size of those pretrained front-ends as released, with every layer (papers often
         quote this one); equals ``frontend_params()`` when nothing is cut."""
-        return self.frontend_params()
+        frontends = self._pretrained_frontends()
+        if not frontends:  # a model that counts its front-end by overriding frontend_params()
+            return self.frontend_params()
+        return sum(m.full_params() for m in frontends.values())
 
     def backend_params(self) -> int:
-        """Parameters outside a pretrained front-end.  Models that keep a frozen
-        front-end out of ``parameters()`` override this."""
-        return sum(p.numel() for p in self.parameters()) - self.frontend_params()
+        """Parameters outside the pretrained front-ends.  An SSL front-end's registered
+        weights (fine-tuned) are left out; frozen ones are not in ``parameters()`` anyway."""
+        total = sum(p.numel() for p in self.parameters())
+        frontends = self._pretrained_frontends()
+        if not frontends:  # a model that counts its front-end by overriding frontend_params()
+            return total - self.frontend_params()
+        return total - sum(p.numel() for m in frontends.values() for p in m.parameters())
 
 
 def configure(model: nn.Module, overrides: dict[str, Any]) -> Any:

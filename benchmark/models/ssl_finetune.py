@@ -64,12 +64,6 @@ class _SSLFinetune(Detector):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.fc(self.drop(self.embed(wave)))
 
-    def frontend_params(self) -> int:
-        return self.frontend.num_params()
-
-    def frontend_full_params(self) -> int:
-        return self.frontend.full_params()
-
 
 @MODELS.register("w2v2-base-ft")
 class Wav2Vec2BaseFinetune(_SSLFinetune):

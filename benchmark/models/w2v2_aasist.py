@@ -95,16 +95,6 @@ class SSLDetector(Detector):
         self.frontend = SSLFrontend(ssl_model or self.default_ssl, layer=ssl_layer, finetune=ssl_finetune,
                                     cache_dir=default_cache(feature_cache), normalize=ssl_normalize)
 
-    def backend_params(self) -> int:
-        """Trainable size without the SSL front-end (what Codecfake's checkpoints hold)."""
-        return sum(p.numel() for name, p in self.named_parameters() if not name.startswith("frontend."))
-
-    def frontend_params(self) -> int:
-        return self.frontend.num_params()
-
-    def frontend_full_params(self) -> int:
-        return self.frontend.full_params()
-
 
 @MODELS.register("w2v2-aasist")
 class W2V2AASIST(SSLDetector):

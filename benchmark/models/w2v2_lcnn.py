@@ -35,11 +35,4 @@ class W2V2LCNN(_LCNNBase):
             x = getattr(self, f"conv{i}")(x)
         return self.out(x.flatten(1))
 
-    def backend_params(self) -> int:
-        return sum(p.numel() for name, p in self.named_parameters() if not name.startswith("frontend."))
 
-    def frontend_params(self) -> int:
-        return self.frontend.num_params()
-
-    def frontend_full_params(self) -> int:
-        return self.frontend.full_params()

@@ -275,12 +275,4 @@ class WaveSpec(Detector):
         scl = self.scl(emb.float(), target)
         return ce + self.config.w_scl * scl, {"ce": ce.detach(), "scl": scl.detach()}
 
-    def backend_params(self) -> int:
-        """Trainable size without the SSL model."""
-        return sum(p.numel() for name, p in self.named_parameters() if not name.startswith("ssl."))
 
-    def frontend_params(self) -> int:
-        return 0 if self.ssl is None else self.ssl.num_params()
-
-    def frontend_full_params(self) -> int:
-        return 0 if self.ssl is None else self.ssl.full_params()
