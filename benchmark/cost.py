@@ -15,6 +15,15 @@ usually ends sooner): the first epoch at the first-epoch rate (frozen SSL front-
 and cache their features then), the others at the steady rate, plus scoring the dev set after
 every epoch and each test set once.  Parts whose size or rate is unknown are left out and the
 hours are then marked as a lower bound (">=").
+
+Gradient accumulation (``optim.grad_accum``) does not change the cost model: an epoch still
+reads every training utterance once (accumulation only sums micro-batch gradients before one
+optimiser step), and the measured rates time an optimiser step after every batch, which is an
+upper bound for a run that steps every ``grad_accum`` batches.
+
+Data sizes (``protocol_sizes``): counted on disk where the data is there, else the datasets'
+official release sizes (``benchmark.release_sizes``, each number with its source) selected and
+cut by the protocol's own split rule, so a run can be priced before its data is downloaded.
 """
 
 from __future__ import annotations
@@ -30,21 +39,8 @@ RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 RESULTS_GLOB = "train_throughput-*.json"
 RESULTS_SCHEMA = "codecfake-bench/train-throughput/1"
 
-#: Official release sizes (utterances) for selections that take a whole split, used when the data
-#: is not on disk: ASVspoof 2019 LA train 2,580 + 22,800, dev 2,548 + 22,296, eval 7,355 + 63,882
-#: (its README); ASVspoof 2021 DF eval keys, 611,829 trials; In-the-Wild 19,963 + 11,816.
-#: ``None`` = the selection names no split (the whole dataset).
-OFFICIAL_SIZES: dict[tuple[str, str | None], int] = {
-    ("asvspoof2019-la", "train"): 25_380,
-    ("asvspoof2019-la", "dev"): 24_844,
-    ("asvspoof2019-la", "eval"): 71_237,
-    ("asvspoof2021-df", None): 611_829,
-    ("asvspoof2021-df", "eval"): 611_829,
-    ("in-the-wild", None): 31_779,
-    ("in-the-wild", "test"): 31_779,
-}
-_FILTERS = ("labels", "languages", "corpora", "attacks", "vocoders", "vocoder_categories", "compressions",
-            "conditions")
+#: Where a run's data sizes come from (the dry run's "sizes" column).
+SIZES_DISK, SIZES_RELEASE, SIZES_MIXED = "disk", "release", "disk+release"
 
 
 class CostFileError(ValueError):
@@ -183,7 +179,11 @@ class RunCost:
 def estimate(rates: Rates, *, epochs: int, train_items: int | None, dev_items: int | None = None,
              eval_items: int | None = None) -> RunCost:
     """Seconds to train ``epochs`` epochs (the first at the first-epoch rate), score the dev set
-    after each and every test item once.  Unknown training size or rate -> unknown."""
+    after each and every test item once.  Unknown training size or rate -> unknown.
+
+    ``train_items`` is the utterances of one epoch whatever the recipe's ``optim.grad_accum``:
+    accumulating gradients over micro-batches changes how often the optimiser steps, not how many
+    utterances an epoch reads, so it is no argument here."""
     if train_items is None or rates.train is None or epochs < 1:
         return RunCost(None, False)
     first = rates.train_first or rates.train
@@ -201,11 +201,112 @@ def estimate(rates: Rates, *, epochs: int, train_items: int | None, dev_items: i
 
 
 def official_size(spec: Any) -> int | None:
-    """The official size of a selection that takes one whole split (or the whole dataset) with
-    no filters; None otherwise."""
-    if any(getattr(spec, f, None) for f in _FILTERS):
-        return None
-    splits = spec.splits or [None]
-    if len(splits) != 1:
-        return None
-    return OFFICIAL_SIZES.get((spec.dataset, splits[0]))
+    """Utterances a selection (``protocols.SetSpec``) takes from its dataset's official release
+    (``benchmark.release_sizes``, every number cited there); None where the release does not say."""
+    from benchmark.release_sizes import selection_size
+
+    return selection_size(spec)
+
+
+@dataclass(frozen=True)
+class DataSizes:
+    """Utterances an experiment trains on (one epoch), validates on (every epoch) and tests on
+    (every test set once); None = unknown."""
+
+    train: int | None
+    dev: int | None
+    test: int | None
+    #: SIZES_DISK (counted on disk), SIZES_RELEASE (official release sizes cut by the protocol's
+    #: split rule), SIZES_MIXED (some datasets each way); "" when nothing is known.
+    source: str = ""
+
+
+def _on_disk(name: str, roots: Mapping[str, Any]) -> bool:
+    from benchmark.protocols import _root_and_options
+
+    root, _ = _root_and_options(roots.get(name))
+    return root is not None and Path(root).expanduser().is_dir()
+
+
+def protocol_sizes(protocol: Any, roots: Mapping[str, Any], seed: int = 0,
+                   releases: Mapping[str, Any] | None = None) -> DataSizes:
+    """Sizes of ``protocol``'s train/dev/test data.  Data on disk always wins: a protocol whose
+    datasets are all present is resolved exactly as a run resolves it; a dataset that is absent
+    is priced from its official release sizes (``benchmark.release_sizes``), selected and cut
+    the way the protocol's split rule cuts it; a dataset present but unreadable is unknown."""
+    import warnings
+
+    from benchmark.protocols import resolve, select, split_pool
+    from benchmark.release_sizes import Unknown, pool_sizes, selection_size
+
+    present = {d for d in protocol.datasets() if _on_disk(d, roots)}
+    if present == set(protocol.datasets()):
+        try:
+            r = resolve(protocol, roots, seed=seed)
+        except Exception:  # a half-downloaded dataset must not break the dry run
+            return DataSizes(None, None, None)
+        return DataSizes(len(r.train), len(r.dev), sum(len(t.items) for t in r.tests), SIZES_DISK)
+
+    readers: dict[str, Any] = {}
+    used: set[str] = set()
+
+    def disk_items(spec: Any) -> list[Any] | None:
+        from benchmark.data.readers import open_dataset
+        from benchmark.protocols import _root_and_options
+
+        try:
+            if spec.dataset not in readers:
+                root, options = _root_and_options(roots[spec.dataset])
+                readers[spec.dataset] = open_dataset(spec.dataset, root, **options)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # an unmatched filter warns at run time, not here
+                return select(readers[spec.dataset], spec)
+        except Exception:
+            return None
+
+    def size(spec: Any) -> int | None:
+        if spec.dataset in present:
+            used.add(SIZES_DISK)
+            items = disk_items(spec)
+            return None if items is None else len(items)
+        used.add(SIZES_RELEASE)
+        return selection_size(spec, releases)
+
+    def total(specs: list[Any]) -> int | None:
+        sizes = [size(s) for s in specs]
+        return None if None in sizes else sum(sizes)  # type: ignore[arg-type]
+
+    rule = protocol.split
+    tests = total(protocol.test)
+    if rule.rule == "official":
+        train, dev = total(protocol.train), total(protocol.dev)
+    else:
+        parts: dict[str, int] | None = None
+        pool_sets = {s.dataset for s in protocol.pool}
+        if pool_sets <= present:
+            used.add(SIZES_DISK)
+            picked: dict[str, Any] = {}
+            for spec in protocol.pool:
+                items = disk_items(spec)
+                if items is None:
+                    break
+                for it in items:
+                    picked.setdefault(f"{spec.dataset}/{it.utt_id}", it)
+            else:
+                try:
+                    cut = split_pool([picked[k] for k in sorted(picked)], rule, seed)
+                    parts = {k: len(v) for k, v in cut.items()}
+                except Exception:
+                    parts = None
+        elif not pool_sets & present:
+            used.add(SIZES_RELEASE)
+            try:
+                parts = pool_sizes(protocol.pool, rule, releases)
+            except Unknown:
+                parts = None
+        train, dev = (None, None) if parts is None else (parts["train"], parts["dev"])
+        if rule.pool_test:
+            tests = None if tests is None or parts is None else tests + parts["test"]
+    known = train is not None or dev is not None or tests is not None
+    source = "" if not known else SIZES_MIXED if len(used) > 1 else used.pop()
+    return DataSizes(train, dev, tests, source)

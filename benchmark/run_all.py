@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from benchmark.cost import DataSizes
 from benchmark.matrix import Experiment, Matrix
 from benchmark.protocols import missing_datasets, resolve
 from codecfake_build.atomic import atomic_write_text
@@ -45,36 +46,12 @@ class RunAllResult:
                 f"finished, {len(self.missing_data)} waiting for data, {len(self.failed)} failed")
 
 
-@dataclass(frozen=True)
-class DataSizes:
-    """Utterances an experiment trains on, validates on (every epoch) and tests on; None = unknown."""
-
-    train: int | None
-    dev: int | None
-    test: int | None
-
-
 def _data_sizes(exp: Experiment, roots: Mapping[str, Any]) -> DataSizes:
-    """Counted from the data when present, else from official release sizes where the protocol
-    takes whole official splits (``benchmark.cost.OFFICIAL_SIZES``), else unknown."""
-    from benchmark.cost import official_size
+    """Counted from the data when present, else from official release sizes cut by the
+    protocol's split rule (``benchmark.cost.protocol_sizes``), else unknown."""
+    from benchmark.cost import protocol_sizes
 
-    if not missing_datasets(exp.protocol, roots):
-        try:
-            r = resolve(exp.protocol, roots, seed=exp.seed)
-            return DataSizes(len(r.train), len(r.dev), sum(len(t.items) for t in r.tests))
-        except Exception:  # a half-downloaded dataset must not break the dry run
-            return DataSizes(None, None, None)
-    p = exp.protocol
-
-    def total(specs: list[Any]) -> int | None:
-        sizes = [official_size(s) for s in specs]
-        return sum(sizes) if sizes and None not in sizes else None  # type: ignore[arg-type]
-
-    official = p.split.rule == "official"
-    # each_split tests report one set per split: a whole-dataset size would not say which.
-    tests = None if any(s.each_split for s in p.test) or (not official and p.split.pool_test) else total(p.test)
-    return DataSizes(total(p.train) if official else None, total(p.dev) if official else None, tests)
+    return protocol_sizes(exp.protocol, roots, seed=exp.seed)
 
 
 def _fmt(n: int | None) -> str:
@@ -89,8 +66,9 @@ def dry_run_table(experiments: list[Experiment], roots: Mapping[str, Any], out: 
     measured = load_measurements()
     # Recipes share protocols: list each (protocol, seed)'s data once, not once per recipe.
     sizes: dict[tuple[str, int], DataSizes] = {}
-    lines = ["| # | recipe | protocol | seed | status | train utts | utt-epochs | eval utts | est. h | rate source | run id |",
-             "|---:|---|---|---:|---|---:|---:|---:|---:|---|---|"]
+    lines = ["| # | recipe | protocol | seed | status | train utts | utt-epochs | eval utts | sizes | est. h | rate source "
+             "| run id |",
+             "|---:|---|---|---:|---|---:|---:|---:|---|---:|---|---|"]
     total_h, total_ue, estimated, unknown, partial = 0.0, 0, 0, 0, 0
     for i, exp in enumerate(experiments, 1):
         missing = missing_datasets(exp.protocol, roots)
@@ -113,7 +91,7 @@ def dry_run_table(experiments: list[Experiment], roots: Mapping[str, Any], out: 
                 estimated += 1
                 partial += cost.partial
         lines.append(f"| {i} | {exp.recipe.name} | {exp.protocol.name} | {exp.seed} | {status} | {_fmt(n.train)} | "
-                     f"{_fmt(ue)} | {_fmt(n.test)} | {cost.format()} | {rates.source} | {exp.run_id} |")
+                     f"{_fmt(ue)} | {_fmt(n.test)} | {n.source or '?'} | {cost.format()} | {rates.source} | {exp.run_id} |")
     lines.append("")
     lines.append(f"{len(experiments)} experiment(s). Cost of the unfinished ones:")
     lines.append(f"- {total_ue:,} utterance-epochs (max epochs x training utterances where the training size is "
@@ -122,6 +100,10 @@ def dry_run_table(experiments: list[Experiment], roots: Mapping[str, Any], out: 
                  f"at max epochs, dev scoring every epoch, each test set once); {partial} of them lack a dev/test "
                  "size or scoring rate ('>=')")
     lines.append(f"- {unknown} of unknown cost ('?': training size or training rate unknown)")
+    lines.append("Sizes: 'disk' = counted in the data on disk; 'release' = the datasets' official release sizes "
+                 "(benchmark/release_sizes.py, sources cited there) cut by the protocol's split rule; "
+                 "'disk+release' = some datasets each way; '?' = neither (e.g. a per-corpus or per-subset count "
+                 "no release publishes). Data on disk always wins.")
     if measured is not None:
         lines.append(f"Rates: {measured.path} ({measured.label}); recipes it lacks use their cost: entry")
     else:

@@ -1,0 +1,129 @@
+"""`benchmark.release_sizes`: protocol sizes from official release counts equal what the real
+selection and split code (``protocols.resolve``) gives on items with those counts."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.cost import SIZES_MIXED, SIZES_RELEASE, protocol_sizes
+from benchmark.data.readers.base import DatasetItem, DatasetReader
+from benchmark.protocols import Protocol, load_protocol, resolve, split_pool
+from benchmark.release_sizes import RELEASES, UnitGroup, protocol_release_sizes
+from codecfake_build.schema import BONAFIDE, SPOOF
+
+_ITEM_FIELDS = ("split", "attack", "vocoder", "vocoder_category", "language", "corpus")
+
+
+def release_items(groups: tuple[UnitGroup, ...]) -> list[DatasetItem]:
+    """Items shaped like a release: every unit of every group once per item entry (unknown counts: none)."""
+    items = []
+    for g, group in enumerate(groups):
+        for u in range(group.units or 0):
+            uid = f"g{g}/u{u:06d}"
+            for k, entry in enumerate(group.items):
+                fields = {f: entry[f] for f in _ITEM_FIELDS if f in entry}
+                extra = {f: v for f, v in entry.items() if f not in _ITEM_FIELDS and f != "label"}
+                items.append(DatasetItem(utt_id=f"{uid}/{k}", label=BONAFIDE if entry.get("label") == "bonafide" else SPOOF,
+                                         path=None, source_id=uid, extra=extra, **fields))
+    return items
+
+
+class ReleaseReader(DatasetReader):
+    title, url, layout = "release-shaped items", "-", "-"
+
+    def __init__(self, root, groups):
+        super().__init__(root)
+        self.groups = groups
+
+    def _read(self):
+        return release_items(self.groups)
+
+
+def resolved_sizes(protocol: Protocol, releases, tmp_path, monkeypatch, seed: int = 0) -> tuple[int, int, int]:
+    roots = {}
+    for name in protocol.datasets():
+        (tmp_path / name).mkdir(exist_ok=True)
+        roots[name] = str(tmp_path / name)
+    monkeypatch.setattr("benchmark.protocols.open_dataset",
+                        lambda name, root, **o: ReleaseReader(root, releases[name]))
+    r = resolve(protocol, roots, seed=seed)
+    return len(r.train), len(r.dev), sum(len(t.items) for t in r.tests)
+
+
+@pytest.mark.parametrize("name, expected", [
+    # FD-ADD's inner WaveFake cut from 13,100 LJSpeech ids x (real + 7 vocoders).
+    ("inner-dataset_wavefake", (64_000, 16_000, 24_800)),
+    ("inner-dataset_librisevoc", (55_440, 18_480, 18_487)),
+    # bona fide 7,860 / 2,620 / 2,620 of 13,100; MelGAN + PWG fakes 20,960 / 5,240; 5 unseen vocoders x 13,100.
+    ("cross-method_wavefake", (7_860 + 20_960, 2_620 + 5_240, 2_620 + 5 * 13_100)),
+    ("cross-method_librisevoc", (29_040, 7_922, 55_445)),
+    ("cross-language_wavefake", (31_440, 7_860, 15_000)),
+])
+def test_release_sizes_equal_the_real_split_on_release_shaped_items(name, expected, tmp_path, monkeypatch):
+    protocol = load_protocol(name)
+    assert protocol_release_sizes(protocol) == expected
+    wanted = {d: RELEASES[d] for d in protocol.datasets()}
+    assert resolved_sizes(protocol, wanted, tmp_path, monkeypatch) == expected
+
+
+def test_official_split_protocols_sum_their_selections():
+    # DECRO EN: the protocol files' rows; tests DECRO-ZH eval + DECRO-EN eval.
+    assert protocol_release_sizes(load_protocol("cross-language_decro-en-to-zh")) == (22_541, 13_552, 18_124 + 19_190)
+    # Codecfake C1-C7 and A1-A3 as one set each (each_split): the README's file counts.
+    c = 6 * 26_456 + 145_505 + 8_902 + 8_902 + 99_112
+    assert protocol_release_sizes(load_protocol("codecfake-training_co-trained")) == (
+        25_380 + 740_747, 24_844 + 92_596, 71_237 + 31_779 + c)
+    # Per-corpus Codecfake counts are not published: unknown, never guessed.
+    assert protocol_release_sizes(load_protocol("cross-language_codecfake-vctk-to-aishell3")) == (None, None, None)
+    # ASVspoof 2021 DF per-subset counts are not recorded either.
+    assert protocol_release_sizes(load_protocol("inner-dataset_21df")) == (None, None, None)
+
+
+MINI = {"mini": (
+    UnitGroup(137, ({"label": "bonafide", "vocoder": "bonafide", "split": ""},
+                    {"label": "spoof", "vocoder": "a", "split": ""}, {"label": "spoof", "vocoder": "b", "split": ""},
+                    {"label": "spoof", "vocoder": "c", "split": ""}), "test"),
+    UnitGroup(None, ({"label": "spoof", "vocoder": "tts", "split": "extra"},), "unknown count"),
+)}
+
+
+@pytest.mark.parametrize("split", [
+    {"rule": "ratio", "ratios": [0.6, 0.2, 0.2]},
+    {"rule": "ratio", "ratios": [0.5, 0.3, 0.2], "order": "fdadd"},
+    {"rule": "fakes_ratio", "train_vocoders": ["a", "b"]},
+    {"rule": "fakes_ratio", "train_vocoders": ["a"], "fake_ratios": [0.7, 0.3], "order": "fdadd"},
+])
+def test_hash_and_fdadd_cuts_match_on_a_miniature(split, tmp_path, monkeypatch, recwarn):
+    protocol = Protocol.from_dict({"name": "mini", "family": "inner-dataset", "paper": "test", "description": "",
+                                   "split": split, "pool": [{"dataset": "built", "splits": [""]}]})
+    releases = {"built": MINI["mini"]}
+    for seed in (0, 3):
+        assert protocol_release_sizes(protocol, releases) == resolved_sizes(protocol, releases, tmp_path,
+                                                                            monkeypatch, seed)
+
+
+def test_unknown_counts_and_fields_stay_unknown():
+    from benchmark.protocols import SetSpec
+    from benchmark.release_sizes import selection_size
+
+    assert selection_size(SetSpec(dataset="wavefake")) is None  # the TTS folder's count is unknown
+    assert selection_size(SetSpec(dataset="wavefake", corpora=["ljspeech"])) == 8 * 13_100
+    assert selection_size(SetSpec(dataset="wavefake", corpora=["ljspeech"], labels=["bonafide"])) == 13_100
+    assert selection_size(SetSpec(dataset="decro", splits=["train"], languages=["en"], labels=["spoof"])) == 17_413
+    assert selection_size(SetSpec(dataset="decro", splits=["eval"], attacks=["baidu"])) is None  # attack not recorded
+    assert selection_size(SetSpec(dataset="codecfake", splits=["train"], labels=["bonafide"])) is None
+
+
+def test_data_on_disk_wins_and_mixed_sources_say_so(tmp_path):
+    from tests.benchmark.test_readers import make_librisevoc
+
+    protocol = load_protocol("cross-dataset_librisevoc")
+    root = make_librisevoc(tmp_path / "data")
+    sizes = protocol_sizes(protocol, {"librisevoc": str(root)}, seed=0)
+    from benchmark.data.readers import open_dataset
+
+    parts = split_pool(open_dataset("librisevoc", root).items(), protocol.split, 0)
+    assert (sizes.train, sizes.dev) == (len(parts["train"]), len(parts["dev"]))
+    assert sizes.test == 8 * 13_100 + 19_190 + 18_124 + 31_779 and sizes.source == SIZES_MIXED
+    nothing = protocol_sizes(protocol, {}, seed=0)
+    assert (nothing.train, nothing.dev, nothing.source) == (73_920, 18_487, SIZES_RELEASE)
