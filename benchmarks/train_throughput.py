@@ -32,7 +32,6 @@ examples:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import fnmatch
 import os
@@ -43,7 +42,7 @@ import time
 import traceback
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,66 +56,6 @@ SCHEMA = "codecfake-bench/train-throughput/1"
 DEFAULT_SAMPLES = 64000
 #: Spoof systems handed to ``uses_systems`` models (FD-ADD's setting: 8 synthesizers + real).
 SYSTEMS = tuple(f"system{i}" for i in range(8))
-
-#: Fallback shapes of the recipes' SSL models (transformers config keys) for a checkout whose
-#: ``benchmark.frontends.ssl`` has no built-in ``ssl_config``; timing depends on shapes only,
-#: so random weights cost what the released ones do.
-_LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
-              feat_extract_norm="layer", do_stable_layer_norm=True)
-FALLBACK_SSL_SHAPES: dict[str, tuple[str, dict[str, Any]]] = {
-    "facebook/wav2vec2-xls-r-300m": ("wav2vec2", {**_LARGE, "conv_bias": True}),
-    "microsoft/wavlm-large": ("wavlm", {**_LARGE, "conv_bias": False}),
-    # transformers' defaults are the base models' shapes (768 wide, 12 layers, group-norm conv stack).
-    "facebook/wav2vec2-base-960h": ("wav2vec2", {}),
-    "microsoft/wavlm-base": ("wavlm", {}),
-}
-
-
-# ---- random-weight SSL models ------------------------------------------------------------------
-
-
-def official_ssl_config(model_id: str) -> Any:
-    """The released architecture's transformers config: the front-end's own built-in table
-    (``benchmark.frontends.ssl.ssl_config``) when this checkout has one, else ours."""
-    import benchmark.frontends.ssl as ssl_mod
-
-    if hasattr(ssl_mod, "ssl_config"):
-        return ssl_mod.ssl_config(model_id)
-    if str(model_id) not in FALLBACK_SSL_SHAPES:
-        raise ValueError(f"{model_id}: no official shape on record for a random-weight build. Fix: add it to "
-                         "FALLBACK_SSL_SHAPES in benchmarks/train_throughput.py")
-    kind, shape = FALLBACK_SSL_SHAPES[str(model_id)]
-    from transformers import Wav2Vec2Config, WavLMConfig
-
-    return (Wav2Vec2Config if kind == "wav2vec2" else WavLMConfig)(**shape)
-
-
-@contextlib.contextmanager
-def random_ssl_weights() -> Iterator[None]:
-    """While active, SSL front-ends build their model from the official shape with seeded random
-    weights instead of reading a checkpoint (nothing is downloaded or written)."""
-    from unittest import mock
-
-    import benchmark.frontends.ssl as ssl_mod
-    import benchmark.models.ssl_finetune as finetune_mod
-
-    def load(model: Any, *, local_files_only: Any = None) -> torch.nn.Module:
-        from transformers import AutoModel
-
-        torch.manual_seed(0)
-        return AutoModel.from_config(official_ssl_config(model))
-
-    def shape(model: Any, local_files_only: Any = None) -> Any:
-        return official_ssl_config(model)
-
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(mock.patch.object(ssl_mod, "load_ssl_model", load))
-        # Older checkouts look shapes up through a private helper that may try the hub.
-        for module in (ssl_mod, finetune_mod):
-            if hasattr(module, "_ssl_shape"):
-                stack.enter_context(mock.patch.object(module, "_ssl_shape", shape))
-        yield
-
 
 def ssl_frontends(model: torch.nn.Module) -> list[Any]:
     from benchmark.frontends.ssl import SSLFrontend
@@ -244,6 +183,7 @@ def _rate(seconds: list[float], batch: int) -> float:
 
 
 def bench_recipe(recipe: Any, args: argparse.Namespace, device: torch.device, scratch: Path) -> dict[str, Any]:
+    from benchmark.frontends.ssl import random_weights
     from benchmark.models import create_model
 
     train = recipe.train
@@ -251,7 +191,7 @@ def bench_recipe(recipe: Any, args: argparse.Namespace, device: torch.device, sc
     kwargs, notes = measured_kwargs(name, dict(train["model"].get("kwargs") or {}), scratch / recipe.name)
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    with random_ssl_weights():
+    with random_weights():  # official SSL architectures, seeded random weights, no download
         model = create_model(name, **kwargs).to(device)
         fronts = ssl_frontends(model)
         for fe in fronts:

@@ -34,6 +34,12 @@ front-ends.
   Inside ``architecture_only()`` a fine-tuned front-end is built from its config
   (random or meta weights) instead of its checkpoint: ``python -m benchmark models``
   counts parameters that way.
+* Random weights, official architecture, no download: ``SSLFrontend(..., random_init=True)``
+  (or ``load_ssl_model(..., random_init=True)``) builds the model from its config (built in for
+  ``KNOWN_ARCHITECTURES``, so no I/O at all) with weights drawn from a fixed seed, leaving the
+  caller's random state untouched.  Inside ``random_weights()`` every front-end built is random:
+  for detectors that build their own front-end (``benchmarks/train_throughput.py`` times every
+  recipe that way; timing depends on shapes, not on weight values).
 """
 
 from __future__ import annotations
@@ -148,10 +154,24 @@ def _cache_first(load: Any, model: str | Path, local_files_only: bool | None, wh
         raise _not_found(model, False, True, exc, what) from None
 
 
-def load_ssl_model(model: str | Path, *, local_files_only: bool | None = None) -> nn.Module:
-    """``AutoModel.from_pretrained`` (HF cache first) with a one-line error when the weights are missing."""
+#: Seed of ``random_init`` weights: the same random model in every process.
+RANDOM_INIT_SEED = 0
+
+
+def load_ssl_model(model: str | Path, *, local_files_only: bool | None = None, random_init: bool = False,
+                   seed: int = RANDOM_INIT_SEED) -> nn.Module:
+    """``AutoModel.from_pretrained`` (HF cache first) with a one-line error when the weights are missing.
+
+    ``random_init=True``: the official architecture (``ssl_config``) with weights drawn under
+    ``torch.manual_seed(seed)`` in a forked RNG; no weights are read and, for the
+    ``KNOWN_ARCHITECTURES``, nothing at all is read or downloaded."""
     from transformers import AutoModel
 
+    if random_init:
+        config = ssl_config(model, local_files_only)
+        with torch.random.fork_rng(devices=[]):  # the CPU generator only: no CUDA set-up needed
+            torch.manual_seed(seed)
+            return AutoModel.from_config(config)
     return _cache_first(AutoModel.from_pretrained, model, local_files_only, "weights")
 
 
@@ -188,6 +208,20 @@ def count_ssl_params(config: Any, keep_layers: int | None = None) -> int:
 
 
 _ARCHITECTURE_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("ssl_architecture_only", default=False)
+_RANDOM_WEIGHTS: contextvars.ContextVar[bool] = contextvars.ContextVar("ssl_random_weights", default=False)
+
+
+@contextlib.contextmanager
+def random_weights() -> Iterator[None]:
+    """Every ``SSLFrontend`` built inside this block takes ``random_init=True``: the official
+    architecture with seeded random weights, no checkpoint read, no download (the front-end keeps
+    the choice, so a frozen model loaded lazily later is random too).  For detectors that build
+    their front-end themselves, e.g. ``create_model("w2v2-aasist")`` in a throughput benchmark."""
+    token = _RANDOM_WEIGHTS.set(True)
+    try:
+        yield
+    finally:
+        _RANDOM_WEIGHTS.reset(token)
 
 
 @contextlib.contextmanager
@@ -223,8 +257,11 @@ class SSLFrontend(nn.Module):
     def __init__(self, model: str | Path = XLSR_300M, layer: int = 5, finetune: bool = False,
                  cache_dir: str | Path | None = None, normalize: bool | None = None,
                  freeze_feature_encoder: bool = True, local_files_only: bool | None = None,
-                 layers: Sequence[int] | None = None):
+                 layers: Sequence[int] | None = None, random_init: bool = False):
+        """``random_init=True`` (or building inside ``random_weights()``): the official architecture
+        with seeded random weights instead of the pretrained checkpoint, with no download."""
         super().__init__()
+        self.random_init = bool(random_init or _RANDOM_WEIGHTS.get())
         self.model_id, self.finetune = str(model), finetune
         #: Multi-layer mode: the hidden_states indices returned together (None = single ``layer``).
         self.layers = None if layers is None else tuple(int(i) for i in layers)
@@ -235,7 +272,7 @@ class SSLFrontend(nn.Module):
         self._local_files_only, self._freeze_feature_encoder = local_files_only, freeze_feature_encoder
         loaded: nn.Module | None = None
         if finetune and not _ARCHITECTURE_ONLY.get():
-            loaded = load_ssl_model(model, local_files_only=local_files_only)
+            loaded = load_ssl_model(model, local_files_only=local_files_only, random_init=self.random_init)
             cfg = loaded.config
         else:
             cfg = ssl_config(model, local_files_only)
@@ -284,7 +321,8 @@ class SSLFrontend(nn.Module):
         if self._frozen is None:
             return self.ssl
         if not self._frozen:
-            ssl = self._prepare(load_ssl_model(self.model_id, local_files_only=self._local_files_only))
+            ssl = self._prepare(load_ssl_model(self.model_id, local_files_only=self._local_files_only,
+                                               random_init=self.random_init))
             self._frozen.append(ssl.to(self._anchor.device))
         return self._frozen[0]
 

@@ -123,3 +123,56 @@ def test_missing_weights_one_line(tmp_path, monkeypatch):
         SSLFrontend("someone/not-a-cached-model-xyz")
     fe = SSLFrontend("facebook/wav2vec2-xls-r-300m")  # known shape: builds offline, weights load on first use
     assert fe.num_features == 1024 and fe.num_frames(N) == 201
+
+
+def _refuse_network(monkeypatch) -> list[str]:
+    """Every socket connection attempt fails and is recorded (as in test_ssl_params)."""
+    import socket
+
+    calls: list[str] = []
+
+    def refuse(*args, **kwargs):
+        calls.append(repr(args[:2]))
+        raise OSError("network disabled by the test")
+
+    for name in ("getaddrinfo", "create_connection"):
+        monkeypatch.setattr(socket, name, refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    return calls
+
+
+def test_random_init_is_the_official_architecture_with_no_download(monkeypatch):
+    import benchmark.frontends.ssl as ssl_mod
+    from benchmark.frontends.ssl import W2V2_BASE, WAVLM_BASE, count_ssl_params, ssl_config
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # online as far as the code knows ...
+    calls = _refuse_network(monkeypatch)  # ... but any connection attempt fails and is recorded
+    monkeypatch.setattr(ssl_mod, "_cache_first", lambda *a, **k: pytest.fail("a checkpoint was looked up"))
+    torch.manual_seed(123)
+    expected_draw = torch.rand(3)
+    torch.manual_seed(123)
+    tuned = SSLFrontend(W2V2_BASE, layer=12, finetune=True, random_init=True)
+    assert torch.equal(torch.rand(3), expected_draw)  # the caller's random state is untouched
+    # wav2vec 2.0 base as released (KNOWN_ARCHITECTURES): 94,371,712 parameters, all 12 layers kept.
+    assert tuned.random_init and tuned.num_params() == count_ssl_params(ssl_config(W2V2_BASE)) == 94_371_712
+    frozen = SSLFrontend(WAVLM_BASE, layer=1, random_init=True)
+    held = sum(p.numel() for p in frozen.ssl_model.parameters())  # loaded lazily, randomly, here
+    assert held == frozen.num_params() == count_ssl_params(ssl_config(WAVLM_BASE), keep_layers=2)
+    assert calls == []
+
+
+def test_random_weights_block_applies_to_front_ends_built_inside(tmp_path):
+    from benchmark.frontends.ssl import random_weights
+
+    # Saved from seed 1: random_init draws under seed 0, so the two weight sets differ.
+    checkpoint = make_tiny("wav2vec2", tmp_path / "seed1", seed=1)
+    with random_weights():
+        inside = SSLFrontend(checkpoint, layer=1)
+    outside = SSLFrontend(checkpoint, layer=1)
+    assert inside.random_init and not outside.random_init
+    # The front-end keeps the choice: its frozen model, loaded after the block, is random, not the checkpoint.
+    key = "encoder.layers.0.attention.k_proj.weight"
+    assert not torch.equal(inside.ssl_model.state_dict()[key], outside.ssl_model.state_dict()[key])
+    # Seeded: the same random weights in every build.
+    again = SSLFrontend(checkpoint, layer=1, random_init=True).ssl_model
+    assert torch.equal(again.state_dict()[key], inside.ssl_model.state_dict()[key])

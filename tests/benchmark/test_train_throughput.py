@@ -83,10 +83,10 @@ def test_frozen_ssl_recipe_times_the_first_and_the_cached_epochs(tmp_path, monke
                           do_stable_layer_norm=True, feat_extract_norm="layer")
     import benchmark.frontends.ssl as ssl_mod
 
-    monkeypatch.setattr(tt, "official_ssl_config", lambda model_id: tiny)
-    # The front-end reads its shape when built: the same tiny config (raising=False: older checkouts
-    # look shapes up through a helper the script patches itself).
-    monkeypatch.setattr(ssl_mod, "ssl_config", lambda model_id, local_files_only=None: tiny, raising=False)
+    # The front-end's random_init builds from ssl_config: the tiny config stands in for XLS-R's.
+    monkeypatch.setattr(ssl_mod, "ssl_config", lambda model_id, local_files_only=None: tiny)
+    # No checkpoint may be read: random_weights() must build every SSL model from its config.
+    monkeypatch.setattr(ssl_mod, "_cache_first", lambda *a, **k: pytest.fail("a checkpoint was looked up"))
     d = tmp_path / "recipes"
     d.mkdir()
     (d / "frozen.yaml").write_text(RECIPE.format(model="w2v2-lcnn", kwargs="{feature_cache: true, ssl_layer: 1}",
