@@ -28,11 +28,14 @@ cut by the protocol's own split rule, so a run can be priced before its data is 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
+
+from codecfake_build.schema import BONAFIDE
 
 COST_FILE_ENV = "CODECFAKE_COST_FILE"
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -216,6 +219,8 @@ class DataSizes:
     train: int | None
     dev: int | None
     test: int | None
+    #: Bona-fide utterances among ``train`` (None = unknown): an oversampled epoch depends on it.
+    train_bonafide: int | None = None
     #: SIZES_DISK (counted on disk), SIZES_RELEASE (official release sizes cut by the protocol's
     #: split rule), SIZES_MIXED (some datasets each way); "" when nothing is known.
     source: str = ""
@@ -245,7 +250,8 @@ def protocol_sizes(protocol: Any, roots: Mapping[str, Any], seed: int = 0,
             r = resolve(protocol, roots, seed=seed)
         except Exception:  # a half-downloaded dataset must not break the dry run
             return DataSizes(None, None, None)
-        return DataSizes(len(r.train), len(r.dev), sum(len(t.items) for t in r.tests), SIZES_DISK)
+        bona = sum(it.label == BONAFIDE for it in r.train)
+        return DataSizes(len(r.train), len(r.dev), sum(len(t.items) for t in r.tests), bona, SIZES_DISK)
 
     readers: dict[str, Any] = {}
     used: set[str] = set()
@@ -276,10 +282,21 @@ def protocol_sizes(protocol: Any, roots: Mapping[str, Any], seed: int = 0,
         sizes = [size(s) for s in specs]
         return None if None in sizes else sum(sizes)  # type: ignore[arg-type]
 
+    def bona_size(spec: Any) -> int | None:
+        if spec.labels is not None and "bonafide" not in spec.labels:
+            return 0
+        if spec.dataset in present:
+            items = disk_items(spec)
+            return None if items is None else sum(it.label == BONAFIDE for it in items)
+        return selection_size(dataclasses.replace(spec, labels=["bonafide"]), releases)
+
     rule = protocol.split
     tests = total(protocol.test)
+    train_bona: int | None = None
     if rule.rule == "official":
         train, dev = total(protocol.train), total(protocol.dev)
+        bonas = [bona_size(s) for s in protocol.train]
+        train_bona = None if None in bonas else sum(bonas)  # type: ignore[arg-type]
     else:
         parts: dict[str, int] | None = None
         pool_sets = {s.dataset for s in protocol.pool}
@@ -296,6 +313,7 @@ def protocol_sizes(protocol: Any, roots: Mapping[str, Any], seed: int = 0,
                 try:
                     cut = split_pool([picked[k] for k in sorted(picked)], rule, seed)
                     parts = {k: len(v) for k, v in cut.items()}
+                    parts["train_bonafide"] = sum(it.label == BONAFIDE for it in cut["train"])
                 except Exception:
                     parts = None
         elif not pool_sets & present:
@@ -305,8 +323,25 @@ def protocol_sizes(protocol: Any, roots: Mapping[str, Any], seed: int = 0,
             except Unknown:
                 parts = None
         train, dev = (None, None) if parts is None else (parts["train"], parts["dev"])
+        train_bona = None if parts is None else parts.get("train_bonafide")
         if rule.pool_test:
             tests = None if tests is None or parts is None else tests + parts["test"]
     known = train is not None or dev is not None or tests is not None
     source = "" if not known else SIZES_MIXED if len(used) > 1 else used.pop()
-    return DataSizes(train, dev, tests, source)
+    return DataSizes(train, dev, tests, train_bona, source)
+
+
+def epoch_utterances(sizes: DataSizes, optim: Mapping[str, Any]) -> tuple[int | None, bool]:
+    """Utterances one training epoch reads under a recipe's ``optim`` settings, and whether that
+    is a lower bound.  ``sampling: shuffle`` (default) and ``cotrain`` read every training item
+    once; ``oversample`` repeats the smaller class up to the larger one, so an epoch is twice the
+    larger class (``TrainBatchSampler``): with the bona-fide count unknown it is at least the
+    training set.  ``grad_accum`` never changes it: accumulation sums micro-batch gradients before
+    one optimiser step, the epoch still reads the same utterances."""
+    if sizes.train is None:
+        return None, False
+    if optim.get("sampling", "shuffle") != "oversample":
+        return sizes.train, False
+    if sizes.train_bonafide is None:
+        return sizes.train, True
+    return 2 * max(sizes.train_bonafide, sizes.train - sizes.train_bonafide), False

@@ -240,7 +240,8 @@ def _one_count(counts: Counter) -> tuple[int, int]:
 
 def pool_sizes(pool: Sequence[Any], rule: Any, releases: Mapping[str, Sequence[UnitGroup]] | None = None
                ) -> dict[str, int]:
-    """Train/dev/test item counts of a ``ratio`` or ``fakes_ratio`` pool (``protocols.split_pool``)."""
+    """Train/dev/test item counts of a ``ratio`` or ``fakes_ratio`` pool (``protocols.split_pool``),
+    plus ``train_bonafide`` (None when the release does not label the items)."""
     if rule.group_by != "source_id":
         raise Unknown(f"group_by {rule.group_by}: releases record utterance ids only")
     fdadd = rule.order == "fdadd"
@@ -248,14 +249,18 @@ def pool_sizes(pool: Sequence[Any], rule: Any, releases: Mapping[str, Sequence[U
     for p in picked:
         if p.group.units is None:
             raise Unknown(p.group.source)
-    parts = {"train": 0, "dev": 0, "test": 0}
+    parts: dict[str, Any] = {"train": 0, "dev": 0, "test": 0}
     if rule.rule == "ratio":
         units = Counter({len(p.items): 0 for p in picked})
         for p in picked:
             units[len(p.items)] += p.group.units
         n, per = _one_count(units)
-        for name, size in zip(parts, _part_sizes(n, per, rule.ratios, fdadd)):
+        for name, size in zip(("train", "dev", "test"), _part_sizes(n, per, rule.ratios, fdadd)):
             parts[name] += size
+        labelled = all("label" in it for p in picked for it in p.items)
+        bona_per_unit = {sum(it.get("label") == BONA for it in p.items) for p in picked}
+        parts["train_bonafide"] = (parts["train"] // per) * bona_per_unit.pop() \
+            if labelled and per and len(bona_per_unit) == 1 else (0 if not per else None)
         return parts
     seen = set(rule.train_vocoders or ())
 
@@ -276,6 +281,8 @@ def pool_sizes(pool: Sequence[Any], rule: Any, releases: Mapping[str, Sequence[U
             n, per = _one_count(units)
             for name, size in zip(names, _part_sizes(n, per, ratios, True)):
                 parts[name] += size
+                if what == "bona" and name == "train":
+                    parts["train_bonafide"] = size
     else:  # one hash ranking of every unit of the pool serves both cuts
         signatures = {(c["bona"], c["seen"]) for _, c in shapes}
         if len(signatures) > 1:
@@ -284,6 +291,8 @@ def pool_sizes(pool: Sequence[Any], rule: Any, releases: Mapping[str, Sequence[U
         (bona, seen_n), = signatures or {(0, 0)}
         for name, size in zip(("train", "dev", "test"), _part_sizes(n, bona, rule.ratios, False)):
             parts[name] += size
+            if name == "train":
+                parts["train_bonafide"] = size
         for name, size in zip(("train", "dev"), _part_sizes(n, seen_n, rule.fake_ratios, False)):
             parts[name] += size
     parts["test"] += unseen

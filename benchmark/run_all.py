@@ -17,6 +17,7 @@ trainer resumes from its last epoch).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -61,7 +62,7 @@ def _fmt(n: int | None) -> str:
 def dry_run_table(experiments: list[Experiment], roots: Mapping[str, Any], out: Path) -> str:
     """The matrix as a Markdown table with each run's data sizes and estimated hours (see
     ``benchmark.cost`` for where the rates come from), then the totals."""
-    from benchmark.cost import estimate, load_measurements, recipe_rates
+    from benchmark.cost import epoch_utterances, estimate, load_measurements, recipe_rates
 
     measured = load_measurements()
     # Recipes share protocols: list each (protocol, seed)'s data once, not once per recipe.
@@ -79,8 +80,12 @@ def dry_run_table(experiments: list[Experiment], roots: Mapping[str, Any], out: 
             sizes[key] = _data_sizes(exp, roots)
         n = sizes[key]
         rates = recipe_rates(exp.recipe.name, exp.recipe.cost, measured)
-        cost = estimate(rates, epochs=exp.recipe.epochs, train_items=n.train, dev_items=n.dev, eval_items=n.test)
-        ue = None if n.train is None else n.train * exp.recipe.epochs
+        # An epoch's utterances follow the recipe's sampling (oversampling grows it; grad_accum never does).
+        per_epoch, at_least = epoch_utterances(n, exp.recipe.train.get("optim") or {})
+        cost = estimate(rates, epochs=exp.recipe.epochs, train_items=per_epoch, dev_items=n.dev, eval_items=n.test)
+        if at_least and cost.seconds is not None:
+            cost = dataclasses.replace(cost, partial=True)
+        ue = None if per_epoch is None else per_epoch * exp.recipe.epochs
         if status != "done":
             if ue is not None:
                 total_ue += ue
@@ -94,11 +99,12 @@ def dry_run_table(experiments: list[Experiment], roots: Mapping[str, Any], out: 
                      f"{_fmt(ue)} | {_fmt(n.test)} | {n.source or '?'} | {cost.format()} | {rates.source} | {exp.run_id} |")
     lines.append("")
     lines.append(f"{len(experiments)} experiment(s). Cost of the unfinished ones:")
-    lines.append(f"- {total_ue:,} utterance-epochs (max epochs x training utterances where the training size is "
-                 "known; early stopping usually ends sooner)")
+    lines.append(f"- {total_ue:,} utterance-epochs (max epochs x utterances per epoch where the training size is "
+                 "known: every training item once, twice the larger class under sampling: oversample; early "
+                 "stopping usually ends sooner)")
     lines.append(f"- {'>=' if partial else ''}{total_h:.1f} hours for the {estimated} with an estimate (training "
                  f"at max epochs, dev scoring every epoch, each test set once); {partial} of them lack a dev/test "
-                 "size or scoring rate ('>=')")
+                 "size or scoring rate, or (oversampled) the training set's bona-fide count ('>=')")
     lines.append(f"- {unknown} of unknown cost ('?': training size or training rate unknown)")
     lines.append("Sizes: 'disk' = counted in the data on disk; 'release' = the datasets' official release sizes "
                  "(benchmark/release_sizes.py, sources cited there) cut by the protocol's split rule; "

@@ -100,6 +100,12 @@ def test_hash_and_fdadd_cuts_match_on_a_miniature(split, tmp_path, monkeypatch, 
     for seed in (0, 3):
         assert protocol_release_sizes(protocol, releases) == resolved_sizes(protocol, releases, tmp_path,
                                                                             monkeypatch, seed)
+        # The training set's bona-fide count (oversampled epochs depend on it) matches too.
+        from benchmark.release_sizes import pool_sizes
+
+        r = resolve(protocol, {"built": str(tmp_path / "built")}, seed=seed)
+        assert pool_sizes(protocol.pool, protocol.split, releases)["train_bonafide"] == sum(
+            it.label == BONAFIDE for it in r.train)
 
 
 def test_unknown_counts_and_fields_stay_unknown():
@@ -124,6 +130,8 @@ def test_data_on_disk_wins_and_mixed_sources_say_so(tmp_path):
 
     parts = split_pool(open_dataset("librisevoc", root).items(), protocol.split, 0)
     assert (sizes.train, sizes.dev) == (len(parts["train"]), len(parts["dev"]))
+    assert sizes.train_bonafide == sum(it.label == BONAFIDE for it in parts["train"])
     assert sizes.test == 8 * 13_100 + 19_190 + 18_124 + 31_779 and sizes.source == SIZES_MIXED
     nothing = protocol_sizes(protocol, {}, seed=0)
     assert (nothing.train, nothing.dev, nothing.source) == (73_920, 18_487, SIZES_RELEASE)
+    assert nothing.train_bonafide == 73_920 // 7  # one gt file per training id

@@ -121,3 +121,24 @@ def test_gradient_accumulation_keeps_utterances_and_hours(tmp_path, monkeypatch)
     assert plain[5:10] == accum[5:10] == ["64,000", "192,000", "24,800", "release", plain[9]]
     seconds = 3 * 64_000 / 50.0 + 3 * 16_000 / 200.0 + 24_800 / 200.0
     assert plain[9] == f"{seconds / 3600:.2f}"
+
+
+def test_oversampling_reads_twice_the_larger_class_per_epoch(tmp_path, monkeypatch):
+    monkeypatch.delenv(COST_FILE_ENV, raising=False)
+    monkeypatch.setattr("benchmark.cost.RESULTS_DIR", tmp_path / "no-results")
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "over.yaml").write_text(
+        f"train:\n  model: {{name: {TINY}, kwargs: {{channels: 4}}}}\n"
+        "  optim: {epochs: 2, batch_size: 8, sampling: oversample, num_workers: 0}\n"
+        "cost: {utt_per_s: 50.0, score_utt_per_s: 200.0}\n")
+    m = tmp_path / "matrix.yaml"
+    m.write_text("seeds: [0]\ngroups:\n  - name: g\n    recipes: [over]\n"
+                 "    protocols: [inner-dataset_wavefake, inner-dataset_decro-en]\n")
+    table = dry_run_table(Matrix.load(m, recipe_dir=recipes).experiments({}), {}, tmp_path / "out")
+    # FD-ADD's WaveFake train cut: 8,000 ids x (1 real + 7 fakes) -> an epoch is 2 x 56,000 fakes.
+    row = _row(table, "over", "inner-dataset_wavefake")
+    assert row[5:7] == ["64,000", f"{2 * 112_000:,}"]
+    assert row[9] == f"{(2 * 112_000 / 50.0 + 2 * 16_000 / 200.0 + 24_800 / 200.0) / 3600:.2f}"
+    # DECRO EN train: 5,128 bona fide, 17,413 spoof rows.
+    assert _row(table, "over", "inner-dataset_decro-en")[6] == f"{2 * 2 * 17_413:,}"
