@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import signal
 import sys
 from typing import BinaryIO
 
@@ -76,4 +77,7 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C reaches the whole process group; this worker ends at end of input when its
+    # parent stops, so it never dies first and reports a Ctrl-C as a crash of the C code.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     serve(sys.stdin.buffer, sys.stdout.buffer)

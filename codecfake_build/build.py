@@ -62,7 +62,8 @@ from codecfake_build.codecs import CODECS, Codec, CodecSpec, CodecUnavailableErr
 from codecfake_build.codecs.precision import AMP_MODES, choose_amp
 from codecfake_build.corpora import Utterance, open_corpus
 from codecfake_build.presets import Preset, get_preset
-from codecfake_build.quality import fake_quality, is_clipped, optional_quality, parse_quality_list, require_measures
+from codecfake_build.quality import fake_quality, is_clipped, parse_quality_list, require_measures
+from codecfake_build.quality_pool import QualityPool, resolve_workers
 from codecfake_build.registry import UnknownNameError
 from codecfake_build.schema import (NO_CODEC, OPTIONAL_QUALITY, REAL_CONDITION, SPLITS, STORE_RATE, condition_label,
                                     dataset_features)
@@ -109,9 +110,13 @@ class BuildConfig:
     #: Autocast for the torch codecs: off, auto (CUDA: bf16, else fp16, else float32) or an
     #: explicit bf16/fp16; a dtype is used only if calibration clips stay within 1e-3 of float32.
     amp: str = "off"
+    #: Worker processes for the quality values (quality_pool); None = min(8, cores - 1) (0 below 3
+    #: cores), 0 = in this process.  Speed only: not in the fingerprint, the bytes are the same for every count.
+    quality_workers: int | None = None
 
     def __post_init__(self) -> None:
         self.quality = parse_quality_list(self.quality)  # canonical order: the same build, one fingerprint
+        resolve_workers(self.quality_workers)  # a negative count fails here, before any work
         if self.amp not in AMP_MODES:
             raise ValueError(f"--amp {self.amp}: unknown mode. Fix: use one of {', '.join(AMP_MODES)}")
 
@@ -362,12 +367,15 @@ def _finite_or_none(x: float) -> float | None:
 
 def base_row(p: PlannedUtterance, codec: str, config: str, wave: np.ndarray, name: str,
              condition: str = REAL_CONDITION, reference: np.ndarray | None = None,
-             clipped: bool = False, optional: dict[str, float | None] | None = None) -> dict[str, Any]:
+             clipped: bool = False, optional: dict[str, float | None] | None = None,
+             quality: dict[str, float] | None = None) -> dict[str, Any]:
     """One dataset row; ``reference`` (the stored bona fide waveform) gives a codec
-    row its quality columns; ``optional`` holds the --quality columns (writer ignores
-    them unless the build's features name them)."""
+    row its quality columns, unless ``quality`` brings them already computed (the quality
+    pool); ``optional`` holds the --quality columns (writer ignores them unless the
+    build's features name them)."""
     u = p.utt
-    quality = fake_quality(reference, wave, STORE_RATE) if reference is not None else {}
+    if quality is None:
+        quality = fake_quality(reference, wave, STORE_RATE) if reference is not None else {}
     return {
         "audio": {"bytes": encode_flac(wave, STORE_RATE), "path": name},
         "label": "bonafide" if codec == NO_CODEC else "spoof",
@@ -438,8 +446,11 @@ def run_codec(codec: Codec, items: list[tuple[int, np.ndarray, int]], batch_size
 
 def build_shard(shard: list[PlannedUtterance], codecs: list[ActiveCodec], batch_size: int,
                 max_seconds: float | None = DEFAULT_MAX_SECONDS, quality: list[str] | tuple[str, ...] = (),
+                pool: QualityPool | None = None,
                 ) -> tuple[list[dict[str, Any]], list[dict[str, str]], list[dict[str, str]]]:
-    """Rows, skipped inputs, and the optional quality values that failed (row kept, value null)."""
+    """Rows, skipped inputs, and the optional quality values that failed (row kept, value null).
+    ``pool`` measures the fakes (the build's, started once); None = here, one after another."""
+    pool = pool or QualityPool(0)
     skipped: list[dict[str, str]] = []
     failures: list[dict[str, str]] = []
     no_values = {OPTIONAL_QUALITY[m]: None for m in quality}
@@ -465,15 +476,21 @@ def build_shard(shard: list[PlannedUtterance], codecs: list[ActiveCodec], batch_
             # 16-bit PCM do not add clipping of their own on top.
             wave = peak_safe(wave)
         loaded.append((i, wave, sr))
-    per_codec = [run_codec(a.codec, [it for it in loaded if a.applies_to(shard[it[0]].split)], batch_size)
-                 for a in codecs]
+    reals = {i: peak_safe(resample(wave, sr, STORE_RATE)) for i, wave, sr in loaded}
+    per_codec = []
+    measured: dict[tuple[int, int], Any] = {}  # (codec index, row index) -> Future of RowQuality
+    for k, a in enumerate(codecs):
+        outs, errs = run_codec(a.codec, [it for it in loaded if a.applies_to(shard[it[0]].split)], batch_size)
+        per_codec.append((outs, errs))
+        # Submitted as soon as this codec's copies exist: the pool measures them while the next codec runs.
+        measured.update({(k, i): pool.submit(reals[i], outs[i], quality, STORE_RATE) for i in sorted(outs)})
     rows = []
     for i, wave, sr in loaded:
         p = shard[i]
         stem = p.utt.source_id.replace("/", "_")
-        real = peak_safe(resample(wave, sr, STORE_RATE))
+        real = reals[i]
         rows.append(base_row(p, NO_CODEC, "", real, f"{stem}.flac", clipped=clipped[i], optional=no_values))
-        for active, (outs, errs) in zip(codecs, per_codec):
+        for k, (active, (outs, errs)) in enumerate(zip(codecs, per_codec)):
             codec = active.codec
             if i in errs:
                 skipped.append(skip_record(p, errs[i], codec.spec))
@@ -482,14 +499,15 @@ def build_shard(shard: list[PlannedUtterance], codecs: list[ActiveCodec], batch_
             if i not in outs:  # a test-only codec and a train/validation utterance
                 continue
             name = f"{stem}@{codec.registry_name}@{codec.config.name}.flac"
-            values, failed = optional_quality(real, outs[i], quality, STORE_RATE)
-            for measure, reason in failed.items():
+            values = measured.pop((k, i)).result()
+            for measure, reason in values.failures.items():
                 failures.append({"corpus": p.utt.corpus, "source_id": p.utt.source_id, "codec": codec.spec,
                                  "measure": measure, "reason": reason})
                 log.warning("%s: %s of codec %s is null: %s", p.utt.path, OPTIONAL_QUALITY[measure], codec.spec,
                             reason)
             rows.append(base_row(p, codec.registry_name, codec.config.name, outs[i], name,
-                                 condition=active.condition, reference=real, clipped=clipped[i], optional=values))
+                                 condition=active.condition, reference=real, clipped=clipped[i],
+                                 optional=values.optional, quality=values.columns))
     return rows, skipped, failures
 
 
@@ -513,18 +531,22 @@ def build(cfg: BuildConfig) -> BuildResult:
     todo = [(s, i, len(lst), sh) for s, lst in shards.items() for i, sh in enumerate(lst)]
     bar = tqdm(total=len(utts), unit="utt", desc="codecfake_build", disable=not cfg.progress,
                file=sys.stderr, dynamic_ncols=True)
-    for split, i, total, shard in todo:
-        name = shard_name(split, i, total)
-        if manifest.is_done(name):
+    # One pool for the whole build; its workers start with the first fake and stop when the
+    # loop ends, also by an exception or Ctrl-C (quality_pool).
+    with QualityPool(cfg.quality_workers) as pool:
+        for split, i, total, shard in todo:
+            name = shard_name(split, i, total)
+            if manifest.is_done(name):
+                bar.update(len(shard))
+                continue
+            rows, skipped, failures = build_shard(shard, codecs, cfg.batch_size, cfg.max_seconds, cfg.quality, pool)
+            # A zero-row parquet file breaks datasets' reader, so a shard whose inputs
+            # were all bad is recorded in the manifest but not written.
+            sha = write_shard(rows, cfg.out / name, features) if rows else None
+            # Failures are stored per shard so the report still lists them after a resume.
+            manifest.record(name, sha, len(rows), skipped,
+                            **({"quality_failures": failures} if cfg.quality else {}))
             bar.update(len(shard))
-            continue
-        rows, skipped, failures = build_shard(shard, codecs, cfg.batch_size, cfg.max_seconds, cfg.quality)
-        # A zero-row parquet file breaks datasets' reader, so a shard whose inputs
-        # were all bad is recorded in the manifest but not written.
-        sha = write_shard(rows, cfg.out / name, features) if rows else None
-        # Failures are stored per shard so the report still lists them after a resume.
-        manifest.record(name, sha, len(rows), skipped, **({"quality_failures": failures} if cfg.quality else {}))
-        bar.update(len(shard))
     bar.close()
     result = summarise(cfg, manifest, shards, time.time() - t0, codecs, unavailable, amp_decisions)
     from codecfake_build.card import write_card

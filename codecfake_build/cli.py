@@ -11,6 +11,7 @@ from pathlib import Path
 from codecfake_build.codecs import CODECS, CodecUnavailableError, parse_codec_list
 from codecfake_build.corpora import CORPORA, CorpusError
 from codecfake_build.quality import QUALITY_INSTALL, QualityUnavailableError
+from codecfake_build.quality_pool import QualityWorkerError, default_quality_workers
 from codecfake_build.registry import UnknownNameError
 from codecfake_build.splits import parse_ratios
 from codecfake_build.writer import OutputConflictError
@@ -107,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also compute these per-fake measures against the source: 'pesq' (column pesq_wb, "
                         "ITU-T P.862.2 wide-band at 16 kHz) and/or 'stoi' (column stoi). Off by default; the "
                         f"columns exist only in builds that ask for them. Needs: {QUALITY_INSTALL}")
+    p.add_argument("--quality-workers", type=int, default=None, metavar="N",
+                   help="processes that compute each fake's quality values (logmel_distance, si_snr_db and the "
+                        "--quality measures) beside the build, so the CPU measures overlap the codecs instead of "
+                        f"following them. Default: min(8, cores - 1), or 0 below 3 cores: {default_quality_workers()} "
+                        "here; 0 = in the build process, one fake after another. Values and dataset bytes are the same for every N, "
+                        "and a resumed build may use another N. Raise it on a many-core GPU server, where PESQ and "
+                        "STOI (about 17 ms of CPU per second of audio per fake) outlast the codecs; lower it when "
+                        "the CPU is shared or memory is short (STOI of a 600 s clip needs about 1 GB per worker)")
     p.add_argument("--corpus", action="append", default=[], metavar="KIND=PATH",
                    help=f"corpus to read (repeatable); KIND is one of: {corpora}. "
                         "Default: the embedded synthetic corpus")
@@ -178,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             shard_size=args.shard_size, export=args.export, overwrite=args.overwrite,
             progress=not args.no_progress, skip_unavailable=args.skip_unavailable,
             max_seconds=DEFAULT_MAX_SECONDS if args.max_seconds is None else (args.max_seconds or None),
-            quality=parse_quality_list(args.quality), amp=args.amp,
+            quality=parse_quality_list(args.quality), amp=args.amp, quality_workers=args.quality_workers,
         )
         if args.split_by is not None:
             common["split_by"] = args.split_by
@@ -199,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"{'--preset ' + args.preset if args.preset else '--codec ' + args.codec}")
         result = build(cfg)
     except (ValueError, CorpusError, CodecUnavailableError, OutputConflictError, UnknownNameError,
-            QualityUnavailableError) as err:
+            QualityUnavailableError, QualityWorkerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(result.summary())

@@ -74,9 +74,11 @@ import subprocess
 import sys
 import tempfile
 import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -153,9 +155,30 @@ def si_snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
     return float(10.0 * np.log10(target_energy / noise_energy))
 
 
+@lru_cache(maxsize=1)
+def _numpy_blas() -> Any:
+    """threadpoolctl's handle on the BLAS that numpy itself calls (not torch's)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
+
+
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """numpy's BLAS on one thread for the duration.  OpenBLAS sums a long dot product or
+    a matrix product in another order on one thread than on several (values 1 ulp apart,
+    measured here), so a measure's float would otherwise depend on the thread count of the
+    process that computed it -- and a build's bytes on --quality-workers, whose worker
+    processes run single-threaded to share the cores.  Costs about 20 us per call."""
+    with _numpy_blas().limit(limits=1):
+        yield
+
+
 def fake_quality(reference: np.ndarray, estimate: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float]:
     """The quality columns of one codec row."""
-    return {"logmel_distance": logmel_distance(reference, estimate, sr), "si_snr_db": si_snr_db(reference, estimate)}
+    with single_threaded_blas():
+        return {"logmel_distance": logmel_distance(reference, estimate, sr),
+                "si_snr_db": si_snr_db(reference, estimate)}
 
 
 def is_clipped(x: np.ndarray, level: float = CLIP_LEVEL, run: int = CLIP_RUN) -> bool:
@@ -360,7 +383,8 @@ def optional_quality(reference: np.ndarray, estimate: np.ndarray, measures: Iter
     failures: dict[str, str] = {}
     for m in measures:
         try:
-            values[OPTIONAL_QUALITY[m]] = MEASURES[m](reference, estimate, sr)
+            with single_threaded_blas():  # see there: the same floats in every process
+                values[OPTIONAL_QUALITY[m]] = MEASURES[m](reference, estimate, sr)
         except MeasureFailed as err:
             values[OPTIONAL_QUALITY[m]] = None
             failures[m] = str(err)
@@ -370,3 +394,22 @@ def optional_quality(reference: np.ndarray, estimate: np.ndarray, measures: Iter
             values[OPTIONAL_QUALITY[m]] = None
             failures[m] = f"{m}: {type(err).__name__}: {' '.join(str(err).split())}"
     return values, failures
+
+
+@dataclass(frozen=True)
+class RowQuality:
+    """Every quality value of one codec row: the always-on columns (``fake_quality``; NaN
+    kept, the builder stores it as null), the --quality columns (None where a measure
+    failed) and each failed measure's one-line reason."""
+
+    columns: dict[str, float]
+    optional: dict[str, float | None]
+    failures: dict[str, str]
+
+
+def row_quality(reference: np.ndarray, estimate: np.ndarray, measures: Iterable[str] = (),
+                sr: int = SAMPLE_RATE) -> RowQuality:
+    """The unit of work of the builder's quality pass, the same in the build process and in
+    a ``quality_pool`` worker: only the arguments decide the result."""
+    values, failures = optional_quality(reference, estimate, list(measures), sr)
+    return RowQuality(fake_quality(reference, estimate, sr), values, failures)
