@@ -59,6 +59,11 @@ Only wide-band PESQ is offered: narrow-band (P.862 at 8 kHz) would discard the
 nothing intelligible) but no PESQ.  Cost on one CPU core: about 10 ms per
 second of audio for each measure; STOI of a 600 s clip needs about 1 GB.
 
+The builder computes every value of a codec row with ``row_quality``, in a pool
+of worker processes (``quality_pool``, ``--quality-workers``) or, with 0
+workers, in the build process; numpy's BLAS runs single-threaded inside each
+measure (``single_threaded_blas``) so the floats are the same either way.
+
 Licences: ``pystoi`` is MIT; the ``pesq`` wrapper is MIT, but the P.862 C code
 it bundles states that all rights in the PESQ algorithm remain with its owners
 (ITU-T / the PESQ rights holders).  Both stay optional (the ``quality`` extra).
