@@ -204,11 +204,18 @@ def checksums(out: Path) -> dict[str, str]:
 
 
 @needs_ffmpeg
-def test_the_worker_count_changes_no_byte_and_a_resume_may_change_it(corpus, tmp_path):
+def test_the_worker_count_changes_no_byte_and_a_resume_may_change_it(corpus, tmp_path, monkeypatch):
+    from codecfake_build import quality_pool
+
+    starts = []
+    real_start = quality_pool._Worker._start
+    monkeypatch.setattr(quality_pool._Worker, "_start", lambda self: starts.append(1) or real_start(self))
     quality = ["pesq", "stoi"] if HAVE_EXTRA else []
     serial, pooled = tmp_path / "w0", tmp_path / "w2"
     build(cfg_for(corpus, serial, 0, quality))
+    assert starts == []  # 0 = in the build process
     result = build(cfg_for(corpus, pooled, 2, quality))
+    assert len(starts) == 2  # two shards, one pool: each worker started once per build
     assert len(checksums(serial)) == 2 and checksums(serial) == checksums(pooled)
     manifests = [json.loads((d / "manifest.json").read_text()) for d in (serial, pooled)]
     assert manifests[0] == manifests[1]  # fingerprint, shard sha256s, skips and quality failures
