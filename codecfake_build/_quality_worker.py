@@ -75,6 +75,9 @@ def main() -> None:
     # Ctrl-C reaches the whole process group; the build process decides what stops (it
     # closes or kills its workers), so a worker never dies half-way through an answer.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A cancelled build stops its workers with SIGTERM: exit through the interpreter, so the
+    # atexit hook closes this worker's PESQ child (and reaps it) instead of orphaning it.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
     # The protocol owns the real stdout; anything a library prints goes to stderr instead.
     protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

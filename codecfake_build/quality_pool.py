@@ -156,9 +156,15 @@ class _Worker:
             self.close()
             raise _WorkerDied(how + (f": {last}" if last else "")) from None
 
-    def kill(self) -> None:
+    def stop_now(self, grace: float = 1.0) -> None:
+        """SIGTERM (the worker exits at once, closing its PESQ child), SIGKILL after ``grace`` s."""
         proc = self._proc
-        if proc is not None and proc.poll() is None:
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
             proc.kill()
 
     def close(self) -> None:
@@ -190,7 +196,7 @@ class QualityPool:
     ``workers=0`` computes at once in this process (the serial path, the same values).
     Use it as a context manager around a whole build: leaving the block shuts the workers
     down; leaving it by an exception (KeyboardInterrupt included) cancels queued requests
-    and kills the workers without waiting for them."""
+    and stops the workers without waiting for their running requests."""
 
     def __init__(self, workers: int = 0, command: list[str] | None = None):
         self.workers = resolve_workers(workers)
@@ -267,7 +273,7 @@ class QualityPool:
                 return "error", err
 
     def close(self, cancel: bool = False) -> None:
-        """Stop the workers.  ``cancel``: drop queued requests and kill running workers at once."""
+        """Stop the workers.  ``cancel``: drop queued requests and stop running workers at once."""
         if self._closed:
             return
         self._closed = True
@@ -281,7 +287,7 @@ class QualityPool:
                 if job is not None:
                     job[0].cancel()
             for worker in self._workers:
-                worker.kill()
+                worker.stop_now()
         for _ in self._threads:
             self._jobs.put(None)
         for thread in self._threads:
