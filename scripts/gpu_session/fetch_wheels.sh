@@ -7,7 +7,10 @@
 #   .ffmpeg/  a minimal ffmpeg built from Debian's source (build_ffmpeg.sh explains why).
 # Then checks the set (metadata closure against the image's package list, an offline
 # install with python3.12, imports) and fails if the carried total passes $LIMIT_MIB (55).
-# Options: --no-ffmpeg (wheels only), --keep (do not empty .whl/ first).
+# Options: --no-ffmpeg (wheels only), --keep (do not empty .whl/ first), --image-venv (also import
+# the non-torch modules in a python3.12 venv holding the image's versions where KINDS.md gives
+# them: huggingface_hub 1.33.0, tokenizers 0.23.2, safetensors 0.8.0; ~200 MB from PyPI, cached
+# in /tmp/gpu_session_image312).
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 HERE=scripts/gpu_session
@@ -20,12 +23,13 @@ if [ -z "${PY312:-}" ]; then
   done
 fi
 PY312=${PY312:-}
-FFMPEG=1 KEEP=0
+FFMPEG=1 KEEP=0 IMAGE_VENV=0
 for arg in "$@"; do
   case $arg in
     --no-ffmpeg) FFMPEG=0 ;;
     --keep) KEEP=1 ;;
-    *) echo "unknown option $arg (use --no-ffmpeg, --keep)"; exit 2 ;;
+    --image-venv) IMAGE_VENV=1 ;;
+    *) echo "unknown option $arg (use --no-ffmpeg, --keep, --image-venv)"; exit 2 ;;
   esac
 done
 [ -x "$VENV_PY" ] || { echo "no $VENV_PY: run scripts/setup.sh first (the pins come from that venv)"; exit 1; }
@@ -87,6 +91,17 @@ if [ -n "$PY312" ]; then
   # rest stop at the first image package this python lacks (numpy, torch) and are "deferred".
   "$PY312" $HERE/check_wheels.py imports "$SITE" pycparser cffi platformdirs decorator audioread dill \
     multiprocess regex fsspec soundfile soxr pooch librosa datasets transformers snac speechtokenizer.model pystoi
+  if [ "$IMAGE_VENV" = 1 ]; then
+    IV=/tmp/gpu_session_image312
+    if [ ! -x $IV/bin/python ]; then
+      "$PY312" -m venv $IV
+      $IV/bin/pip install -q "numpy<2.6" packaging pyyaml requests tqdm filelock huggingface_hub==1.33.0 \
+        tokenizers==0.23.2 safetensors==0.8.0 typer pyarrow pandas xxhash lazy_loader msgpack joblib scipy \
+        scikit-learn numba typing_extensions einops
+    fi
+    echo "== imports in $IV (image-like versions, no torch)"
+    $IV/bin/python $HERE/check_wheels.py imports "$SITE" soundfile soxr librosa datasets transformers pystoi
+  fi
   rm -rf "$SITE"
 else
   echo "no python3.12 here: skipped the offline install check (run.sh does it on the GPU machine)"
