@@ -70,7 +70,10 @@ setup() {
     echo "install_wheels             skipped    (GPU_SESSION_INSTALL=0 or no .whl/)" >> "$SUMMARY"
   fi
   export PYTHONPATH="$SITE:$REPO${PYTHONPATH:+:$PYTHONPATH}"
-  [ -x .ffmpeg/ffmpeg ] && export PATH="$REPO/.ffmpeg:$PATH"
+  if [ -f .ffmpeg/ffmpeg ]; then  # copied out: a carried file may arrive without its exec bit
+    mkdir -p /tmp/gpu_session_bin && install -m 755 .ffmpeg/ffmpeg /tmp/gpu_session_bin/ffmpeg
+    export PATH="/tmp/gpu_session_bin:$PATH"
+  fi
   # No network there: fail fast instead of waiting on the hub; plots without a display.
   export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 MPLBACKEND=Agg PYTHONUNBUFFERED=1
   export CODECFAKE_CACHE=${CODECFAKE_CACHE:-/tmp/codecfake_cache}
