@@ -367,9 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="largest allowed max |batched - unbatched| (default 1e-4)")
     p.add_argument("--amp", choices=AMP_MODES, default="off",
-                   help="also time batched re-synthesis under autocast: the builder's check runs first (output "
+                   help="also time batched re-synthesis in reduced precision: the builder's check runs first (output "
                         "within --amp-tolerance of float32 on these clips) and only a dtype that passes is timed; "
-                        "auto tries bf16 then fp16 on CUDA (default off)")
+                        "auto tries bf16, fp16, then tf32 on CUDA; the baseline is strict float32 (default off)")
     p.add_argument("--amp-tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help=f"largest allowed max |amp - float32| (default {DEFAULT_TOLERANCE:g}, as the builder)")
     p.add_argument("--json", type=Path, metavar="PATH",

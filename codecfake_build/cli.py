@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from codecfake_build.codecs import CODECS, CodecUnavailableError, parse_codec_list
+from codecfake_build.codecs.precision import AMP_MODES
 from codecfake_build.corpora import CORPORA, CorpusError
 from codecfake_build.quality import QUALITY_INSTALL, QualityUnavailableError
 from codecfake_build.quality_pool import QualityWorkerError, default_quality_workers
@@ -124,12 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", action="append", default=[], metavar="CODEC=PATH",
                    help="local weights for a codec (file or directory); repeatable")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for neural codecs")
-    p.add_argument("--amp", choices=["off", "auto", "bf16", "fp16"], default="off",
-                   help="mixed precision for the torch codecs, kept only where it is harmless: the first 4 "
-                        "sources are re-synthesised in float32 and under the dtype, and the dtype is used only if "
-                        "every sample stays within 1e-3. auto tries bf16 then fp16 on CUDA and falls back to "
-                        "float32 (logged); an explicit bf16/fp16 that fails stops the build. The checks go to "
-                        "build_report.json (amp_checks). Default off")
+    p.add_argument("--amp", choices=list(AMP_MODES), default="off",
+                   help="reduced precision for the torch codecs, kept only where it is harmless: the first 4 "
+                        "sources are re-synthesised in strict float32 and in the mode, and the mode is used only "
+                        "if every sample stays within 1e-3. auto tries bf16, fp16, then tf32 (float32 on TF32 "
+                        "tensor cores) on CUDA and falls back to strict float32 (logged); an explicit mode that "
+                        "fails stops the build. The checks go to build_report.json (amp_checks). Default off: "
+                        "strict float32, TF32 disabled, on every device")
     p.add_argument("--batch-size", type=int, default=8, help="utterances per codec batch (default 8)")
     p.add_argument("--limit", type=int, help="use at most N utterances per corpus (spread over speakers)")
     p.add_argument("--split-by", choices=["utterance", "speaker"], default=None,

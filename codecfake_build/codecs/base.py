@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 
@@ -78,7 +78,8 @@ class Codec(ABC):
         self.device = device
         self.weights = weights
         self._loaded = False
-        #: Autocast dtype for the forward passes ("bf16", "fp16") or None for float32.  Set it
+        #: Reduced precision for the forward passes: an autocast dtype ("bf16", "fp16"), "tf32"
+        #: (CUDA float32 with TF32 tensor cores) or None for strict float32.  Set it
         #: through ``codecs.precision.choose_amp``, which first checks the output stays within
         #: tolerance of float32 on real clips.
         self.amp: str | None = None
@@ -167,10 +168,16 @@ class Codec(ABC):
         return result
 
     def _precision(self) -> Any:
+        on_cuda = str(self.device).startswith("cuda")
         if self.amp is None:
-            return nullcontext()
+            # PyTorch runs cuDNN convolutions in TF32 by default (10-bit mantissa), so "float32"
+            # on a GPU would silently differ from the CPU and from the reference the AMP check
+            # compares against; TF32 is used only when chosen (amp="tf32") like any other dtype.
+            return _tf32(False) if on_cuda and self.supports_amp else nullcontext()
         if not self.supports_amp:
             raise ValueError(f"{self.spec} does not run PyTorch, so it has no AMP mode. Fix: leave amp off")
+        if self.amp == "tf32":
+            return _tf32(True)
         import torch
 
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[self.amp]
@@ -233,6 +240,19 @@ class Codec(ABC):
             "weights_source": cls.weights_source,
             "licence": cls.licence,
         }
+
+
+@contextmanager
+def _tf32(enabled: bool) -> Iterator[None]:
+    """cuDNN convolutions and CUDA matmuls with TF32 on or off, restored afterwards."""
+    import torch
+
+    conv, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = conv, matmul
 
 
 def group_by_length(padded: list[int], budget: int, mixed: bool) -> list[list[int]]:

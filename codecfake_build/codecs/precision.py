@@ -14,7 +14,11 @@ from typing import Any
 
 import numpy as np
 
-AMP_MODES = ("off", "auto", "bf16", "fp16")
+AMP_MODES = ("off", "auto", "bf16", "fp16", "tf32")
+#: Reduced-precision modes a codec can run in, fastest first: ``auto`` tries them in this order.
+#: tf32 keeps float32 tensors but lets CUDA tensor cores round convolution/matmul inputs to a
+#: 10-bit mantissa; without it codecs run strict float32 on a GPU (``Codec._precision``).
+REDUCED = ("bf16", "fp16", "tf32")
 DEFAULT_TOLERANCE = 1e-3
 
 
@@ -27,7 +31,7 @@ class AmpDecision:
     """What ``choose_amp`` decided, with the measurements behind it (stored in build records)."""
 
     requested: str
-    chosen: str | None  # "bf16", "fp16" or None for float32
+    chosen: str | None  # "bf16", "fp16", "tf32" or None for strict float32
     tolerance: float
     #: max |amp - fp32| over the calibration clips, per dtype tried.
     max_abs_diff: dict[str, float] = field(default_factory=dict)
@@ -38,10 +42,10 @@ class AmpDecision:
 
 
 def _candidates(requested: str, device: str) -> tuple[str, ...]:
-    if requested in ("bf16", "fp16"):
+    if requested in REDUCED:
         return (requested,)
-    # CPUs without bf16 units run autocast slower than float32, so auto stays off there.
-    return ("bf16", "fp16") if str(device).startswith("cuda") else ()
+    # CPUs without bf16 units run autocast slower than float32 (and have no TF32), so auto stays off there.
+    return REDUCED if str(device).startswith("cuda") else ()
 
 
 def max_abs_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
@@ -58,8 +62,8 @@ def max_abs_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 def choose_amp(codec: Any, clips: list[np.ndarray], sr: int, requested: str = "auto",
                tolerance: float = DEFAULT_TOLERANCE) -> AmpDecision:
     """Set ``codec.amp`` to the first candidate dtype whose output on ``clips`` (at ``sr``)
-    stays within ``tolerance`` of float32, or None; return the decision.  An explicit
-    ``bf16``/``fp16`` that fails the check raises ``AmpCheckError``; ``auto`` falls back."""
+    stays within ``tolerance`` of strict float32, or None; return the decision.  An explicit
+    ``bf16``/``fp16``/``tf32`` that fails the check raises ``AmpCheckError``; ``auto`` falls back."""
     if requested not in AMP_MODES:
         raise ValueError(f"unknown AMP mode {requested!r}. Fix: use one of {', '.join(AMP_MODES)}")
     codec.amp = None

@@ -76,3 +76,42 @@ def test_codecs_outside_pytorch_have_no_amp(clips):
     mp3.amp = "fp16"
     with pytest.raises(ValueError, match="has no AMP mode"):
         mp3.resynthesize(clips, 16000)
+
+
+def _tf32_flags():
+    import torch
+
+    return torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+
+
+@pytest.mark.parametrize("start", [True, False])
+def test_cuda_float32_is_strict_unless_tf32_was_chosen(start):
+    # The flags are plain globals, so the rule is checkable without a GPU: an unloaded codec
+    # on "cuda" only builds the context.
+    import torch
+
+    before = _tf32_flags()
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = start
+    try:
+        codec = create_codec("encodec", device="cuda")
+        with codec._precision():
+            assert _tf32_flags() == (False, False)  # float32 on a GPU means float32, not TF32
+        assert _tf32_flags() == (start, start)
+        codec.amp = "tf32"
+        with codec._precision():
+            assert _tf32_flags() == (True, True)
+        assert _tf32_flags() == (start, start)
+        cpu = create_codec("encodec")
+        with cpu._precision():  # nothing to switch on a CPU
+            assert _tf32_flags() == (start, start)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def test_auto_tries_tf32_last_on_cuda_and_never_on_cpu():
+    from codecfake_build.codecs.precision import AMP_MODES, _candidates
+
+    assert _candidates("auto", "cuda:0") == ("bf16", "fp16", "tf32")
+    assert _candidates("tf32", "cuda") == ("tf32",)
+    assert _candidates("auto", "cpu") == ()
+    assert "tf32" in AMP_MODES
