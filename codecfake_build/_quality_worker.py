@@ -4,8 +4,9 @@ the build process sends, one at a time.
 
 Protocol on stdin/stdout (binary): the worker writes ``ready\\n`` once its
 imports are done; then each message, both ways, is an 8-byte little-endian
-length and that many bytes of pickle.  A request is ``(reference, estimate,
-measures, sr)``; the answer is ``("ok", RowQuality)`` or ``("error",
+length and that many bytes of pickle.  A request is ``(task, args)``, a task
+of ``quality_pool.TASKS`` (``row_quality``; ``source``: a bona fide row's FLAC
+and log-mel; ``fake``: a codec row's quality values and FLAC); the answer is ``("ok", RowQuality)`` or ``("error",
 exception)`` for a fault that is not about one clip (e.g. the PESQ worker
 cannot start), which the build process raises.  Pickle is safe here: both ends
 are this package, talking over the pipes of a child it started.  End of input
@@ -54,18 +55,19 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes:
 
 
 def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
-    from codecfake_build.quality import mel_filterbank, row_quality
+    from codecfake_build.quality import mel_filterbank
+    from codecfake_build.quality_pool import TASKS
 
     mel_filterbank()  # librosa's import and the filterbank now, not inside the first request
     stdout.write(READY)
     stdout.flush()
     while True:
         try:
-            reference, estimate, measures, sr = read_message(stdin)
+            task, args = read_message(stdin)
         except EOFError:
             return
         try:
-            answer: tuple[str, Any] = ("ok", row_quality(reference, estimate, measures, sr))
+            answer: tuple[str, Any] = ("ok", TASKS[task](*args))
         except Exception as err:  # noqa: BLE001 - the build process decides; the worker keeps serving
             answer = ("error", err)
         write_message(stdout, answer)

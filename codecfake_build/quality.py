@@ -129,13 +129,17 @@ def log_mel(x: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     return out
 
 
-def logmel_distance(reference: np.ndarray, estimate: np.ndarray, sr: int = SAMPLE_RATE) -> float:
-    """Mean |log10 mel(reference) - log10 mel(estimate)|; the signals must have equal length."""
+def logmel_distance(reference: np.ndarray, estimate: np.ndarray, sr: int = SAMPLE_RATE,
+                    reference_logmel: np.ndarray | None = None) -> float:
+    """Mean |log10 mel(reference) - log10 mel(estimate)|; the signals must have equal length.
+    ``reference_logmel``: ``log_mel(reference, sr)`` computed once for all copies of a source
+    (the builder's quality pool), the same array so the same float."""
     if len(reference) != len(estimate):
         raise ValueError(f"logmel_distance needs equal lengths, got {len(reference)} and {len(estimate)}")
     if len(reference) == 0:
         return float("nan")
-    return float(np.mean(np.abs(log_mel(reference, sr) - log_mel(estimate, sr))))
+    ref = log_mel(reference, sr) if reference_logmel is None else reference_logmel
+    return float(np.mean(np.abs(ref - log_mel(estimate, sr))))
 
 
 def si_snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -179,10 +183,11 @@ def single_threaded_blas() -> Iterator[None]:
         yield
 
 
-def fake_quality(reference: np.ndarray, estimate: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float]:
-    """The quality columns of one codec row."""
+def fake_quality(reference: np.ndarray, estimate: np.ndarray, sr: int = SAMPLE_RATE,
+                 reference_logmel: np.ndarray | None = None) -> dict[str, float]:
+    """The quality columns of one codec row (``reference_logmel``: see ``logmel_distance``)."""
     with single_threaded_blas():
-        return {"logmel_distance": logmel_distance(reference, estimate, sr),
+        return {"logmel_distance": logmel_distance(reference, estimate, sr, reference_logmel),
                 "si_snr_db": si_snr_db(reference, estimate)}
 
 
@@ -412,9 +417,18 @@ class RowQuality:
     failures: dict[str, str]
 
 
+def reference_log_mel(reference: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """The source side of ``logmel_distance``, computed once per source rather than once per
+    codec; single-threaded BLAS as inside ``fake_quality``, so the array (and each distance
+    computed from it) is bit-identical to the one ``row_quality`` would compute itself."""
+    with single_threaded_blas():
+        return log_mel(reference, sr)
+
+
 def row_quality(reference: np.ndarray, estimate: np.ndarray, measures: Iterable[str] = (),
-                sr: int = SAMPLE_RATE) -> RowQuality:
+                sr: int = SAMPLE_RATE, reference_logmel: np.ndarray | None = None) -> RowQuality:
     """The unit of work of the builder's quality pass, the same in the build process and in
-    a ``quality_pool`` worker: only the arguments decide the result."""
+    a ``quality_pool`` worker: only the arguments decide the result.  ``reference_logmel``
+    (``reference_log_mel(reference, sr)``) saves recomputing the source's log-mel per codec."""
     values, failures = optional_quality(reference, estimate, list(measures), sr)
-    return RowQuality(fake_quality(reference, estimate, sr), values, failures)
+    return RowQuality(fake_quality(reference, estimate, sr, reference_logmel), values, failures)

@@ -9,6 +9,13 @@ submits a codec's fakes as soon as that codec has made them, goes on with the
 next codec, and collects the values only when it writes each row (FLAC
 encoding of the rows overlaps the measures still running).
 
+What the workers do per shard (``build.build_shard``): ``submit_source`` once
+per source -- the bona fide row's FLAC bytes and the source's log-mel (the
+reference side of ``logmel_distance``, otherwise recomputed for every codec) --
+then ``submit_fake`` for each copy: its quality values against that log-mel and
+its FLAC bytes.  So with N workers the build process encodes no audio and
+measures nothing; it decodes, runs the codecs and writes shards.
+
 What does not change.  The values: every process computes them with the same
 function on the same arrays, and numpy's BLAS runs single-threaded inside the
 measures everywhere (``quality.single_threaded_blas``), so a float does not
@@ -63,12 +70,14 @@ import sys
 import tempfile
 import threading
 from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from codecfake_build.quality import SAMPLE_RATE, RowQuality, row_quality
+from codecfake_build.audio import encode_flac
+from codecfake_build.quality import SAMPLE_RATE, RowQuality, reference_log_mel, row_quality
 
 log = logging.getLogger("codecfake_build")
 
@@ -99,6 +108,51 @@ def resolve_workers(workers: int | None) -> int:
     if workers < 0:
         raise ValueError(f"--quality-workers {workers}: must be 0 (in the build process) or more")
     return int(workers)
+
+
+@dataclass(frozen=True)
+class SourceWork:
+    """What a build needs of one stored bona fide waveform, computed once however many codecs
+    copy it: its FLAC bytes (the real row's audio) and its log-mel (``logmel_distance``'s
+    reference side, otherwise recomputed for every codec)."""
+
+    flac: bytes
+    logmel: np.ndarray
+
+
+@dataclass(frozen=True)
+class FakeWork:
+    """One codec row's quality values and FLAC bytes."""
+
+    quality: RowQuality
+    flac: bytes
+
+
+def source_work(real: np.ndarray, sr: int = SAMPLE_RATE) -> SourceWork:
+    return SourceWork(encode_flac(real, sr), reference_log_mel(real, sr))
+
+
+def fake_work(reference_logmel: np.ndarray, reference: np.ndarray, estimate: np.ndarray,
+              measures: tuple[str, ...] = (), sr: int = SAMPLE_RATE) -> FakeWork:
+    # encode_flac is a pure function of the array (libsndfile writes no timestamps), so the
+    # bytes are the ones the build process would have encoded itself.
+    return FakeWork(row_quality(reference, estimate, measures, sr, reference_logmel), encode_flac(estimate, sr))
+
+
+#: What a worker may be asked to run: a request is ``(task name, args)``.
+TASKS: dict[str, Callable[..., Any]] = {"row_quality": row_quality, "source": source_work, "fake": fake_work}
+
+
+@dataclass(frozen=True)
+class _LogmelOf:
+    """An argument still to come: the log-mel of a submitted source, resolved by the feeding
+    thread just before the request is sent (so only the array travels, not the source's FLAC)."""
+
+    source: "Future[SourceWork]"
+
+
+def _resolve(args: tuple) -> tuple:
+    return tuple(a.source.result().logmel if isinstance(a, _LogmelOf) else a for a in args)
 
 
 class QualityWorkerError(RuntimeError):
@@ -217,16 +271,30 @@ class QualityPool:
 
     def submit(self, reference: np.ndarray, estimate: np.ndarray, measures: Iterable[str] = (),
                sr: int = SAMPLE_RATE) -> "Future[RowQuality]":
+        return self._submit("row_quality", (reference, estimate, tuple(measures), sr))
+
+    def submit_source(self, real: np.ndarray, sr: int = SAMPLE_RATE) -> "Future[SourceWork]":
+        """The bona fide row's FLAC and log-mel; submit it before the source's fakes."""
+        return self._submit("source", (real, sr))
+
+    def submit_fake(self, source: "Future[SourceWork]", reference: np.ndarray, estimate: np.ndarray,
+                    measures: Iterable[str] = (), sr: int = SAMPLE_RATE) -> "Future[FakeWork]":
+        """One codec row's quality values (against ``source``'s log-mel) and FLAC bytes.
+        ``source`` must have been submitted earlier: the queue is first in, first out, so
+        a feeding thread that waits for it waits for a request already being computed."""
+        return self._submit("fake", (_LogmelOf(source), reference, estimate, tuple(measures), sr))
+
+    def _submit(self, task: str, args: tuple) -> Future:
         if self._closed:
             raise RuntimeError("this QualityPool is closed")
         future: Future = Future()
-        request = (reference, estimate, tuple(measures), sr)
         if self.workers == 0:
             try:
-                future.set_result(row_quality(*request))
+                future.set_result(TASKS[task](*_resolve(args)))
             except Exception as err:  # raised by result(), as from a worker
                 future.set_exception(err)
             return future
+        request = (task, args)
         if not self._threads:
             self._start_threads()
         self._jobs.put((future, request))
@@ -245,10 +313,11 @@ class QualityPool:
             job = self._jobs.get()
             if job is None:
                 return
-            future, request = job
+            future, (task, args) = job
             if not future.set_running_or_notify_cancel():
                 continue
             try:
+                request = (task, _resolve(args))
                 status, value = worker.ask(request)
             except _WorkerDied as died:
                 if self._stopping:
@@ -268,7 +337,8 @@ class QualityPool:
     def _measure_here(self, request: tuple) -> tuple[str, Any]:
         with self._here:
             try:
-                return "ok", row_quality(*request)
+                task, args = request
+                return "ok", TASKS[task](*args)
             except Exception as err:
                 return "error", err
 

@@ -103,6 +103,26 @@ def test_a_pesq_crash_in_a_worker_costs_one_value(pool2):
     assert all(w._proc.poll() is None for w in pool2._workers)
 
 
+def test_sources_and_fakes_from_workers_are_the_in_process_bytes_and_floats(pool2):
+    """A source's FLAC and log-mel once, each copy's values against that log-mel and its FLAC:
+    from a worker they equal encode_flac and row_quality (no cached log-mel) in this process."""
+    from codecfake_build.audio import encode_flac
+    from codecfake_build.quality_pool import fake_work, source_work
+
+    measures = ["pesq", "stoi"] if HAVE_EXTRA else []
+    for reference, estimates in ((pairs()[0][0], [e for _, e in pairs()[:3]]), (np.zeros(SR, np.float32),
+                                 [speechlike(1.0)]), (speechlike(0.2), [speechlike(0.2)[::-1].copy()])):
+        source = pool2.submit_source(reference)
+        fakes = [pool2.submit_fake(source, reference, e, measures) for e in estimates]
+        assert source.result().flac == encode_flac(reference, SR) == source_work(reference).flac
+        assert np.array_equal(source.result().logmel, source_work(reference).logmel)
+        for estimate, fake in zip(estimates, fakes):
+            got = fake.result()
+            assert got.flac == encode_flac(estimate, SR)
+            assert same(got.quality, row_quality(reference, estimate, measures))
+            assert same(fake_work(source_work(reference).logmel, reference, estimate, measures).quality, got.quality)
+
+
 #: A worker that starts like the real one and dies on its first request.
 DYING_WORKER = [sys.executable, "-c", "import os, sys; sys.stdout.write('ready\\n'); sys.stdout.flush(); "
                 "sys.stdin.buffer.read(8); os.kill(os.getpid(), 9)"]
