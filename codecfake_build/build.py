@@ -32,6 +32,12 @@ Bad input, each recorded in build_report.json and never fatal to the build:
   reason is logged, listed under ``quality_failures`` in build_report.json and
   counted in the summary.
 
+Pipeline.  While a shard's codecs run, the next shard's sources are decoded and
+resampled in a background thread (``ShardPrefetch``, one shard ahead; off with
+``CODECFAKE_BUILD_PREFETCH=0``), and the quality pool encodes every row's FLAC
+and measures each fake (``quality_pool``); shards and the manifest are still
+written here, in shard order.  Neither changes a byte of the output.
+
 Optional quality columns.  ``quality`` (``--quality``) adds the ``pesq_wb``
 and/or ``stoi`` columns to every row of the build (null on bona fide rows);
 without it those columns do not exist.  The setting is part of the
@@ -44,10 +50,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shlex
 import sys
+import threading
 import time
 from collections import Counter
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -368,16 +377,16 @@ def _finite_or_none(x: float) -> float | None:
 def base_row(p: PlannedUtterance, codec: str, config: str, wave: np.ndarray, name: str,
              condition: str = REAL_CONDITION, reference: np.ndarray | None = None,
              clipped: bool = False, optional: dict[str, float | None] | None = None,
-             quality: dict[str, float] | None = None) -> dict[str, Any]:
+             quality: dict[str, float] | None = None, flac: bytes | None = None) -> dict[str, Any]:
     """One dataset row; ``reference`` (the stored bona fide waveform) gives a codec
     row its quality columns, unless ``quality`` brings them already computed (the quality
-    pool); ``optional`` holds the --quality columns (writer ignores them unless the
-    build's features name them)."""
+    pool), as ``flac`` brings ``encode_flac(wave)``; ``optional`` holds the --quality
+    columns (writer ignores them unless the build's features name them)."""
     u = p.utt
     if quality is None:
         quality = fake_quality(reference, wave, STORE_RATE) if reference is not None else {}
     return {
-        "audio": {"bytes": encode_flac(wave, STORE_RATE), "path": name},
+        "audio": {"bytes": encode_flac(wave, STORE_RATE) if flac is None else flac, "path": name},
         "label": "bonafide" if codec == NO_CODEC else "spoof",
         "codec": codec, "codec_config": config, "source_id": u.source_id, "speaker": u.speaker,
         "language": u.language, "corpus": u.corpus, "split": p.split,
@@ -444,52 +453,128 @@ def run_codec(codec: Codec, items: list[tuple[int, np.ndarray, int]], batch_size
     return outputs, errors
 
 
-def build_shard(shard: list[PlannedUtterance], codecs: list[ActiveCodec], batch_size: int,
-                max_seconds: float | None = DEFAULT_MAX_SECONDS, quality: list[str] | tuple[str, ...] = (),
-                pool: QualityPool | None = None,
-                ) -> tuple[list[dict[str, Any]], list[dict[str, str]], list[dict[str, str]]]:
-    """Rows, skipped inputs, and the optional quality values that failed (row kept, value null).
-    ``pool`` measures the fakes (the build's, started once); None = here, one after another."""
-    pool = pool or QualityPool(0)
-    skipped: list[dict[str, str]] = []
-    failures: list[dict[str, str]] = []
-    no_values = {OPTIONAL_QUALITY[m]: None for m in quality}
-    loaded: list[tuple[int, np.ndarray, int]] = []
-    clipped: dict[int, bool] = {}
+@dataclass
+class LoadedShard:
+    """A shard's sources decoded, checked and resampled (``load_shard``), before any codec runs.
+    The skip warnings are kept, not logged, so a shard loaded ahead (``ShardPrefetch``) logs
+    them when the build reaches it, in the same order as a shard loaded in place."""
+
+    loaded: list[tuple[int, np.ndarray, int]] = field(default_factory=list)  # (row index, wave, rate)
+    reals: dict[int, np.ndarray] = field(default_factory=dict)  # the stored bona fide waveforms
+    clipped: dict[int, bool] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[tuple] = field(default_factory=list)  # log.warning arguments
+
+    def log_warnings(self) -> None:
+        for args in self.warnings:
+            log.warning(*args)
+
+
+def load_shard(shard: list[PlannedUtterance], max_seconds: float | None = DEFAULT_MAX_SECONDS) -> LoadedShard:
+    """Decode every source of a shard (skipping bad and too long files), flag clipping and
+    resample the stored copy.  Touches no shared state, so it may run in another thread:
+    soundfile and soxr release the GIL while they decode and resample."""
+    out = LoadedShard()
     for i, p in enumerate(shard):
         reason = too_long(p.utt.path, max_seconds)
         if reason is None:
             try:
                 wave, sr = load_audio(p.utt.path)
             except AudioError as err:
-                skipped.append(skip_record(p, err.problem))
-                log.warning("skipping %s", err)
+                out.skipped.append(skip_record(p, err.problem))
+                out.warnings.append(("skipping %s", err))
                 continue
             reason = too_long(p.utt.path, max_seconds, len(wave), sr)  # headers can lie
         if reason is not None:
-            skipped.append(skip_record(p, reason))
-            log.warning("skipping %s: %s", p.utt.path, reason)
+            out.skipped.append(skip_record(p, reason))
+            out.warnings.append(("skipping %s: %s", p.utt.path, reason))
             continue
-        clipped[i] = is_clipped(wave)
-        if clipped[i] and float(np.max(np.abs(wave))) > 1.0:
+        out.clipped[i] = is_clipped(wave)
+        if out.clipped[i] and float(np.max(np.abs(wave))) > 1.0:
             # Over full scale (float files): scale down once, so codecs that take
             # 16-bit PCM do not add clipping of their own on top.
             wave = peak_safe(wave)
-        loaded.append((i, wave, sr))
-    reals = {i: peak_safe(resample(wave, sr, STORE_RATE)) for i, wave, sr in loaded}
+        out.loaded.append((i, wave, sr))
+    out.reals = {i: peak_safe(resample(wave, sr, STORE_RATE)) for i, wave, sr in out.loaded}
+    return out
+
+
+#: Set to 0 to load each shard only when the build reaches it (the speed comparison, tests).
+PREFETCH_ENV = "CODECFAKE_BUILD_PREFETCH"
+
+
+class ShardPrefetch:
+    """Loads the next shard to build in a background thread while the current one is coded,
+    at most one shard ahead (so at most two shards' audio in memory).  The build process still
+    writes shards and the manifest itself, one at a time in shard order, so resume and kill -9
+    behave as without it."""
+
+    def __init__(self, shards: list[list[PlannedUtterance]], max_seconds: float | None, enabled: bool = True):
+        self._shards = shards
+        self._max_seconds = max_seconds
+        self.enabled = enabled
+        self._ahead: tuple[int, Future] | None = None
+
+    @staticmethod
+    def enabled_by_env() -> bool:
+        return os.environ.get(PREFETCH_ENV, "1").strip() not in ("0", "false", "no", "off")
+
+    def take(self, k: int) -> LoadedShard:
+        """Shard ``k`` loaded, and shard ``k + 1`` started in the background."""
+        if self._ahead is not None and self._ahead[0] == k:
+            loaded = self._ahead[1].result()  # an unexpected error of the loader is raised here
+        else:
+            loaded = load_shard(self._shards[k], self._max_seconds)
+        self._ahead = None
+        if self.enabled and k + 1 < len(self._shards):
+            self._ahead = (k + 1, self._start(self._shards[k + 1]))
+        return loaded
+
+    def _start(self, shard: list[PlannedUtterance]) -> Future:
+        future: Future = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(load_shard(shard, self._max_seconds))
+            except BaseException as err:  # handed to the build thread by take()
+                future.set_exception(err)
+
+        # A daemon: a build stopped by an exception or Ctrl-C does not wait for a load it will not use.
+        threading.Thread(target=run, name="shard-prefetch", daemon=True).start()
+        return future
+
+
+def build_shard(shard: list[PlannedUtterance], codecs: list[ActiveCodec], batch_size: int,
+                max_seconds: float | None = DEFAULT_MAX_SECONDS, quality: list[str] | tuple[str, ...] = (),
+                pool: QualityPool | None = None, loaded_shard: LoadedShard | None = None,
+                ) -> tuple[list[dict[str, Any]], list[dict[str, str]], list[dict[str, str]]]:
+    """Rows, skipped inputs, and the optional quality values that failed (row kept, value null).
+    ``pool`` measures the fakes and encodes every row's FLAC (the build's, started once); None =
+    here, one after another.  ``loaded_shard``: the shard already loaded (prefetched)."""
+    pool = pool or QualityPool(0)
+    pre = loaded_shard if loaded_shard is not None else load_shard(shard, max_seconds)
+    pre.log_warnings()
+    skipped: list[dict[str, str]] = list(pre.skipped)
+    failures: list[dict[str, str]] = []
+    no_values = {OPTIONAL_QUALITY[m]: None for m in quality}
+    loaded, reals, clipped = pre.loaded, pre.reals, pre.clipped
+    # Each source once (its FLAC and log-mel), before its fakes: the pool works on them while the codecs run.
+    sources = {i: pool.submit_source(reals[i], STORE_RATE) for i, _, _ in loaded}
     per_codec = []
-    measured: dict[tuple[int, int], Any] = {}  # (codec index, row index) -> Future of RowQuality
+    measured: dict[tuple[int, int], Any] = {}  # (codec index, row index) -> Future of FakeWork
     for k, a in enumerate(codecs):
         outs, errs = run_codec(a.codec, [it for it in loaded if a.applies_to(shard[it[0]].split)], batch_size)
         per_codec.append((outs, errs))
         # Submitted as soon as this codec's copies exist: the pool measures them while the next codec runs.
-        measured.update({(k, i): pool.submit(reals[i], outs[i], quality, STORE_RATE) for i in sorted(outs)})
+        measured.update({(k, i): pool.submit_fake(sources[i], reals[i], outs[i], quality, STORE_RATE)
+                         for i in sorted(outs)})
     rows = []
     for i, wave, sr in loaded:
         p = shard[i]
         stem = p.utt.source_id.replace("/", "_")
         real = reals[i]
-        rows.append(base_row(p, NO_CODEC, "", real, f"{stem}.flac", clipped=clipped[i], optional=no_values))
+        rows.append(base_row(p, NO_CODEC, "", real, f"{stem}.flac", clipped=clipped[i], optional=no_values,
+                             flac=sources.pop(i).result().flac))
         for k, (active, (outs, errs)) in enumerate(zip(codecs, per_codec)):
             codec = active.codec
             if i in errs:
@@ -499,7 +584,8 @@ def build_shard(shard: list[PlannedUtterance], codecs: list[ActiveCodec], batch_
             if i not in outs:  # a test-only codec and a train/validation utterance
                 continue
             name = f"{stem}@{codec.registry_name}@{codec.config.name}.flac"
-            values = measured.pop((k, i)).result()
+            work = measured.pop((k, i)).result()
+            values = work.quality
             for measure, reason in values.failures.items():
                 failures.append({"corpus": p.utt.corpus, "source_id": p.utt.source_id, "codec": codec.spec,
                                  "measure": measure, "reason": reason})
@@ -507,7 +593,7 @@ def build_shard(shard: list[PlannedUtterance], codecs: list[ActiveCodec], batch_
                             reason)
             rows.append(base_row(p, codec.registry_name, codec.config.name, outs[i], name,
                                  condition=active.condition, reference=real, clipped=clipped[i],
-                                 optional=values.optional, quality=values.columns))
+                                 optional=values.optional, quality=values.columns, flac=work.flac))
     return rows, skipped, failures
 
 
@@ -531,15 +617,17 @@ def build(cfg: BuildConfig) -> BuildResult:
     todo = [(s, i, len(lst), sh) for s, lst in shards.items() for i, sh in enumerate(lst)]
     bar = tqdm(total=len(utts), unit="utt", desc="codecfake_build", disable=not cfg.progress,
                file=sys.stderr, dynamic_ncols=True)
+    done = {t[:3] for t in todo if manifest.is_done(shard_name(*t[:3]))}  # checksummed once
+    bar.update(sum(len(t[3]) for t in todo if t[:3] in done))
+    todo = [t for t in todo if t[:3] not in done]
+    prefetch = ShardPrefetch([t[3] for t in todo], cfg.max_seconds, ShardPrefetch.enabled_by_env())
     # One pool for the whole build; its workers start with the first fake and stop when the
     # loop ends, also by an exception or Ctrl-C (quality_pool).
     with QualityPool(cfg.quality_workers) as pool:
-        for split, i, total, shard in todo:
+        for k, (split, i, total, shard) in enumerate(todo):
             name = shard_name(split, i, total)
-            if manifest.is_done(name):
-                bar.update(len(shard))
-                continue
-            rows, skipped, failures = build_shard(shard, codecs, cfg.batch_size, cfg.max_seconds, cfg.quality, pool)
+            rows, skipped, failures = build_shard(shard, codecs, cfg.batch_size, cfg.max_seconds, cfg.quality, pool,
+                                                  loaded_shard=prefetch.take(k))
             # A zero-row parquet file breaks datasets' reader, so a shard whose inputs
             # were all bad is recorded in the manifest but not written.
             sha = write_shard(rows, cfg.out / name, features) if rows else None
