@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import gc
 import json
 import logging
 import math
@@ -432,6 +433,10 @@ def train(
         # Tear the group down before the interpreter exits: gloo's worker threads die with a
         # C++ abort otherwise ("terminate called without an active exception") on the rank that
         # leaves first.  The barrier also keeps ranks alive until rank 0 has written its files.
+        # DDP's reducer holds pending gloo work (with tensors); drop it while the interpreter
+        # is fully alive, not during finalisation (pytorch/pytorch PR 179291 describes the abort).
+        del train_model
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
     return summary

@@ -4,6 +4,7 @@ takes one DDP step on a tiny model; rank 0 prints one JSON line with what it saw
 even at world size 1, where the trainer itself never creates a process group, so a one-GPU
 machine still proves that NCCL loads and reduces on its GPU."""
 
+import gc
 import json
 import os
 
@@ -36,6 +37,10 @@ def main() -> None:
         print(json.dumps({"backend": dist.get_backend(), "world_size": world, "all_reduce": float(total.item()),
                           "replicas_equal": all(torch.equal(g, gathered[0]) for g in gathered),
                           "rank0_device": str(device)}))
+    # DDP's reducer holds the group and gloo threads: release it before the group goes, or a
+    # rank can abort at exit ("terminate called without an active exception"; seen under load).
+    del ddp
+    gc.collect()
     dist.barrier()
     dist.destroy_process_group()
 
