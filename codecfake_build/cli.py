@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import sys
@@ -59,6 +60,13 @@ sources longer than --max-seconds are skipped; long clips are coded in 30 s wind
 """
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A bad flag value is one line (the usage block of plain argparse buries the reason)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}. Fix: see {self.prog} --help\n")
+
+
 def presets_help() -> str:
     from codecfake_build.presets import PRESETS
 
@@ -73,19 +81,21 @@ def parse_pairs(values: list[str], flag: str, need_value: bool) -> list[tuple[st
     """``KIND=PATH`` arguments (``--corpus``, ``--weights``); a bare ``KIND`` is allowed unless ``need_value``."""
     out = []
     for v in values:
-        if "=" in v:
-            k, p = v.split("=", 1)
-            out.append((k.strip(), p.strip()))
-        elif need_value:
+        k, sep, p = (s.strip() for s in v.partition("="))
+        if not k:
+            raise ValueError(f"{flag} {v}: no name before '='. Fix: use {flag} NAME=PATH")
+        if sep and not p:
+            # An empty path would silently mean the current directory.
+            raise ValueError(f"{flag} {v}: empty PATH after '='. Fix: use {flag} {k}=PATH")
+        if not sep and need_value:
             raise ValueError(f"{flag} {v}: expected NAME=PATH")
-        else:
-            out.append((v.strip(), None))
+        out.append((k, p if sep else None))
     return out
 
 
 def build_parser() -> argparse.ArgumentParser:
     corpora = ", ".join(CORPORA.names())
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m codecfake_build",
         description="Re-synthesise real speech through codecs and write a Hugging Face dataset "
                     "(bona fide rows plus one spoof row per codec, 16 kHz FLAC).",
@@ -120,11 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", action="append", default=[], metavar="KIND=PATH",
                    help=f"corpus to read (repeatable); KIND is one of: {corpora}. "
                         "Default: the embedded synthetic corpus")
-    p.add_argument("--out", type=Path, default=Path("runs/dataset"), help="output dataset directory")
+    p.add_argument("--out", type=Path, default=Path("runs/dataset"),
+                   help="output dataset directory (default runs/dataset); created if missing. Rerunning the "
+                        "same command there resumes; a different build there is refused unless --overwrite")
     p.add_argument("--language", help="language tag for 'folder' corpora (e.g. en, cmn, ja)")
     p.add_argument("--weights", action="append", default=[], metavar="CODEC=PATH",
                    help="local weights for a codec (file or directory); repeatable")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for neural codecs")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for neural codecs (ffmpeg codecs "
+                                                   "ignore it)")
     p.add_argument("--amp", choices=list(AMP_MODES), default="off",
                    help="reduced precision for the torch codecs, kept only where it is harmless: the first 4 "
                         "sources are re-synthesised in strict float32 and in the mode, and the mode is used only "
@@ -133,14 +146,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "fails stops the build. The checks go to build_report.json (amp_checks). Default off: "
                         "strict float32, TF32 disabled, on every device")
     p.add_argument("--batch-size", type=int, default=8, help="utterances per codec batch (default 8)")
-    p.add_argument("--limit", type=int, help="use at most N utterances per corpus (spread over speakers)")
+    p.add_argument("--limit", type=int, help="use at most N (>= 1) utterances per corpus, chosen by a hash "
+                                             "of --seed so they spread over speakers (default: all)")
     p.add_argument("--split-by", choices=["utterance", "speaker"], default=None,
                    help="utterance-level splits (Codecfake; the default) or speaker-disjoint splits")
-    p.add_argument("--ratios", default=None, help="train/validation/test ratios (default 80/10/10)")
+    p.add_argument("--ratios", default=None, metavar="TRAIN/VAL/TEST",
+                   help="train/validation/test ratios, three non-negative numbers normalised to sum to 1 "
+                        "(80/10/10 = 0.8,0.1,0.1; 1/1/1 = thirds); default 80/10/10 (a preset's own otherwise)")
     p.add_argument("--seed", type=int, default=0, help="split seed; the same seed gives the same bytes")
-    p.add_argument("--shard-size", type=int, default=200, help="source utterances per parquet shard")
+    p.add_argument("--shard-size", type=int, default=200,
+                   help="source utterances per parquet shard (default 200); a shard is the unit a killed "
+                        "build resumes from")
     p.add_argument("--export", action="append", default=[], choices=["codecfake"],
-                   help="also write the official Codecfake layout (wav files + label/*.txt)")
+                   help="also write the official Codecfake layout in <out>/codecfake (wav files + "
+                        "label/*.txt), rewritten from the dataset on every run")
     p.add_argument("--overwrite", action="store_true", help="rebuild even if --out holds a different build")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log every skipped file as it happens")
@@ -148,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def codecs_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m codecfake_build codecs",
+    p = OneLineParser(prog="python -m codecfake_build codecs",
                                 description="List the registered codecs with their configs and weights.")
     p.add_argument("--json", action="store_true", help="machine-readable list")
     args = p.parse_args(argv)
@@ -158,11 +177,26 @@ def codecs_main(argv: list[str]) -> int:
         return 0
     for info in infos:
         cfgs = ", ".join(f"{k}{' (default)' if k == info['default_config'] else ''}" for k in info["configs"])
-        print(f"{info['name']:<18} {info['sample_rate']:>6} Hz  frame {info['frame_size']:>5}  configs: {cfgs}")
+        delays = sorted({c["delay_samples"] for c in info["configs"].values()})
+        print(f"{info['name']:<18} {info['sample_rate']:>6} Hz  frame {info['frame_size']:>5}  "
+              f"delay {'/'.join(map(str, delays))}  configs: {cfgs}")
         if info["paper"]:
             print(f"{'':<18} paper: {info['paper']}")
         print(f"{'':<18} weights: {info['weights_source']}  licence: {info['licence']}")
     return 0
+
+
+def os_error_line(err: OSError, out: Path) -> str:
+    """One line for a file-system failure (unwritable --out, disk full) with what to do next."""
+    where = err.filename or out
+    what = err.strerror or str(err)
+    if err.errno == errno.ENOSPC or err.errno == errno.EDQUOT:
+        fix = "free disk space, then rerun the same command to resume (finished shards are kept)"
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "choose a writable --out (or fix the permissions)"
+    else:
+        fix = "check --out and the --corpus paths; rerun the same command to resume"
+    return f"{where}: {what}. Fix: {fix}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,8 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.batch_size < 1 or args.shard_size < 1:
             raise ValueError("--batch-size and --shard-size must be at least 1")
-        if args.max_seconds is not None and args.max_seconds < 0:
-            raise ValueError("--max-seconds must be positive (or 0 for no limit)")
+        if args.max_seconds is not None and not args.max_seconds >= 0:  # also refuses nan
+            raise ValueError(f"--max-seconds {args.max_seconds:g}: must be a positive number of seconds "
+                             "(or 0 for no limit)")
+        if args.limit is not None and args.limit < 1:
+            raise ValueError(f"--limit {args.limit}: must be at least 1 (utterances per corpus). "
+                             "Fix: leave --limit out to use every utterance")
         corpora = parse_pairs(args.corpus, "--corpus", need_value=False)
         common = dict(
             out=args.out, language=args.language,
@@ -209,6 +247,13 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--weights {unknown[0]}=...: that codec is not in "
                              f"{'--preset ' + args.preset if args.preset else '--codec ' + args.codec}")
         result = build(cfg)
+    except KeyboardInterrupt:
+        print(f"error: interrupted; finished shards in {args.out} are kept. Fix: rerun the same command "
+              "to resume", file=sys.stderr)
+        return 130
+    except OSError as err:
+        print(f"error: {os_error_line(err, args.out)}", file=sys.stderr)
+        return 2
     except (ValueError, CorpusError, CodecUnavailableError, OutputConflictError, UnknownNameError,
             QualityUnavailableError, QualityWorkerError) as err:
         print(f"error: {err}", file=sys.stderr)

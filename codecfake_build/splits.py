@@ -24,7 +24,7 @@ def parse_ratios(text: str | Sequence[float]) -> tuple[float, float, float]:
             raise ValueError(f"bad split ratios '{text}': use three numbers like 80/10/10 or 0.8,0.1,0.1") from None
     else:
         parts = [float(p) for p in text]
-    if len(parts) != 3 or any(p < 0 for p in parts) or sum(parts) <= 0:
+    if len(parts) != 3 or not all(0 <= p < float("inf") for p in parts) or sum(parts) <= 0:  # nan fails too
         raise ValueError(f"bad split ratios '{text}': use three non-negative numbers like 80/10/10")
     total = sum(parts)
     return tuple(p / total for p in parts)  # type: ignore[return-value]

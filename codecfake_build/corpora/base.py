@@ -6,6 +6,7 @@ does that, so that one unreadable file is skipped and reported, not fatal).
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,4 +59,9 @@ class Corpus(ABC):
 
 
 def open_corpus(kind: str, root: str | Path | None, language: str | None = None) -> Corpus:
-    return CORPORA.get(kind)(root, language=language) if root is not None else CORPORA.get(kind)(language=language)
+    cls = CORPORA.get(kind)
+    if root is not None:
+        return cls(root, language=language)
+    if inspect.signature(cls.__init__).parameters["root"].default is inspect.Parameter.empty:
+        raise CorpusError(f"--corpus {kind}: this corpus needs its folder. Fix: pass --corpus {kind}=PATH")
+    return cls(language=language)
