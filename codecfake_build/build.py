@@ -53,6 +53,7 @@ import logging
 import os
 import shlex
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -77,7 +78,7 @@ from codecfake_build.registry import UnknownNameError
 from codecfake_build.schema import (NO_CODEC, OPTIONAL_QUALITY, REAL_CONDITION, SPLITS, STORE_RATE, condition_label,
                                     dataset_features)
 from codecfake_build.splits import assign_splits, rank_key
-from codecfake_build.writer import Manifest, shard_name, write_shard
+from codecfake_build.writer import MANIFEST, Manifest, OutputConflictError, shard_name, write_shard
 
 log = logging.getLogger("codecfake_build")
 
@@ -125,6 +126,7 @@ class BuildConfig:
 
     def __post_init__(self) -> None:
         self.quality = parse_quality_list(self.quality)  # canonical order: the same build, one fingerprint
+        self.export = list(dict.fromkeys(self.export))  # "--export codecfake" twice is one export
         resolve_workers(self.quality_workers)  # a negative count fails here, before any work
         if self.amp not in AMP_MODES:
             raise ValueError(f"--amp {self.amp}: unknown mode. Fix: use one of {', '.join(AMP_MODES)}")
@@ -343,8 +345,8 @@ def amp_in_use(codecs: list[ActiveCodec]) -> dict[str, str]:
     return {a.codec.spec: a.codec.amp for a in codecs if a.codec.amp}
 
 
-def fingerprint(cfg: BuildConfig, utts: list[Utterance], active: list[ActiveCodec] | None = None) -> str:
-    """Everything that changes the output bytes; device and batch size do not."""
+def corpus_files(utts: list[Utterance]) -> list[list]:
+    """(corpus, source_id, size) per source: what the fingerprint knows of the input files."""
     files = []
     for u in utts:
         try:
@@ -352,6 +354,12 @@ def fingerprint(cfg: BuildConfig, utts: list[Utterance], active: list[ActiveCode
         except OSError:
             size = -1
         files.append([u.corpus, u.source_id, size])
+    return files
+
+
+def fingerprint(cfg: BuildConfig, utts: list[Utterance], active: list[ActiveCodec] | None = None) -> str:
+    """Everything that changes the output bytes; device and batch size do not."""
+    files = corpus_files(utts)
     # The codecs really used (after --skip-unavailable), with their conditions.
     used = ([(str(s), lab, str(s) in cfg.test_only) for s, lab in zip(cfg.codecs, cfg.condition_labels())]
             if active is None else [(a.codec.spec, a.condition, a.test_only) for a in active])
@@ -368,6 +376,63 @@ def fingerprint(cfg: BuildConfig, utts: list[Utterance], active: list[ActiveCode
     if amp:  # the dtypes change the output bytes; float32 builds keep their old fingerprint
         payload["amp"] = amp
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def named_options(cfg: BuildConfig, utts: list[Utterance], active: list[ActiveCodec]) -> dict[str, str]:
+    """The fingerprinted settings as a user typed them, stored in the manifest so that a refused
+    resume names the option that differs ("--seed 0 there, 7 now"), not just "different"."""
+    files = corpus_files(utts)
+    digest = hashlib.sha256(json.dumps(files).encode()).hexdigest()[:12]
+    amp = amp_in_use(active)
+    return {
+        "--codec": ",".join(a.codec.spec for a in active),
+        "--corpus": " ".join(f"{k}={Path(r).resolve()}" if r else k for k, r in cfg.corpora),
+        "--language": cfg.language or "none", "--limit": "none" if cfg.limit is None else str(cfg.limit),
+        "--split-by": cfg.split_by, "--ratios": "/".join(f"{r:g}" for r in cfg.ratios), "--seed": str(cfg.seed),
+        "--shard-size": str(cfg.shard_size), "--max-seconds": f"{cfg.max_seconds or 0:g}",
+        "corpus files": f"{len(files)} files (digest {digest})",
+        "--quality": ",".join(cfg.quality) or "none",
+        "amp": ",".join(f"{k}={v}" for k, v in amp.items()) or "float32",
+    }
+
+
+def check_out(out: Path) -> None:
+    """Refuse an --out that can never work before codecs load (minutes, or a download), without
+    creating anything: an existing file, or a folder (or its nearest existing parent) we may not write."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: --out is an existing file, not a directory. Fix: choose a directory path for --out")
+    parent = out
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.is_dir() and not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{parent}: not writable, so --out {out} cannot be created there. Fix: choose a writable --out")
+    if not parent.is_dir():
+        raise ValueError(f"{parent}: is a file, so --out {out} cannot be created. Fix: choose another --out")
+
+
+def prepare_out(out: Path, overwrite: bool) -> None:
+    """Create --out and prove it writable; refuse one whose data/ holds parquet files of no build
+    of ours (datasets.load_dataset would read them as rows of this one)."""
+    check_out(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=out):  # an OSError names the folder (read-only, no permission)
+        pass
+    foreign = sorted((out / "data").glob("*.parquet"))
+    if foreign and not (out / MANIFEST).exists() and not overwrite:
+        raise OutputConflictError(
+            f"{out}: data/ holds {len(foreign)} parquet files but there is no {MANIFEST}, so they are not a "
+            "build this tool can resume. Fix: choose a new --out, or pass --overwrite to replace them")
+
+
+def remove_stale_files(out: Path, planned: set[str]) -> None:
+    """Shards of an earlier build in this --out (--overwrite with other options, a changed plan) and
+    temp files of a killed write: datasets.load_dataset reads every data/*.parquet."""
+    for path in sorted((out / "data").glob("*.parquet")):
+        if f"data/{path.name}" not in planned:
+            log.warning("removing %s: not a shard of this build", path)
+            path.unlink()
+    for path in sorted((out / "data").glob(".*.tmp")):
+        path.unlink()
 
 
 def _finite_or_none(x: float) -> float | None:
@@ -604,17 +669,17 @@ def build(cfg: BuildConfig) -> BuildResult:
         raise ValueError("the corpora hold no audio files: check the --corpus paths")
     # Fail on missing codecs, weights, binaries or quality packages before any work, not mid-build.
     require_measures(cfg.quality)
+    check_out(cfg.out)
     codecs, unavailable = open_codecs(cfg)
     amp_decisions = choose_codec_amp(cfg, codecs, utts)
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    amp = amp_in_use(codecs)
-    # Named in the refusal when a resume would mix settings (float32 builds keep their fingerprint).
-    options = {"--quality": ",".join(cfg.quality) or "none",
-               "amp": ",".join(f"{k}={v}" for k, v in amp.items()) or "float32"}
-    manifest = Manifest.open(cfg.out, fingerprint(cfg, utts, codecs), overwrite=cfg.overwrite, options=options)
+    prepare_out(cfg.out, cfg.overwrite)
+    # The options are named in the refusal when a resume would mix settings.
+    manifest = Manifest.open(cfg.out, fingerprint(cfg, utts, codecs), overwrite=cfg.overwrite,
+                             options=named_options(cfg, utts, codecs))
     features = dataset_features(cfg.quality)
     shards = plan(cfg, utts)
     todo = [(s, i, len(lst), sh) for s, lst in shards.items() for i, sh in enumerate(lst)]
+    remove_stale_files(cfg.out, {shard_name(*t[:3]) for t in todo})
     bar = tqdm(total=len(utts), unit="utt", desc="codecfake_build", disable=not cfg.progress,
                file=sys.stderr, dynamic_ncols=True)
     done = {t[:3] for t in todo if manifest.is_done(shard_name(*t[:3]))}  # checksummed once

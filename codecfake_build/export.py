@@ -75,6 +75,7 @@ def export_codecfake(out: Path, codec_specs: list[str]) -> Path:
     test_conditions.discard(0)
     labels: dict[str, list[str]] = {"train": [], "dev": [], **{condition_label(k): [] for k in test_conditions}}
     codec_of: dict[int, str] = {}
+    written: set[Path] = set()
     for shard in shards:
         for row in pq.read_table(shard).to_pylist():
             orig = names[(row["corpus"], row["source_id"])]
@@ -92,11 +93,27 @@ def export_codecfake(out: Path, codec_specs: list[str]) -> Path:
                 targets = [(root / "test" / condition_label(c), condition_label(c)) for c in sorted(test_conditions)]
             for folder, label_file in targets:
                 _write_wav(folder / name, row["audio"]["bytes"])
+                written.add(folder / name)
                 labels[label_file].append(line)
     for split, lines in labels.items():
         atomic_write_text(root / "label" / f"{split}.txt", "".join(f"{ln}\n" for ln in sorted(lines)))
     atomic_write_text(root / "codec_map.txt", "".join(f"F{k:02d} {spec}\n" for k, spec in sorted(codec_of.items())))
+    written.update(root / "label" / f"{split}.txt" for split in labels)
+    _remove_stale(root, written)
     return root
+
+
+def _remove_stale(root: Path, written: set[Path]) -> None:
+    """Drop what an earlier export of this --out wrote and this one did not (another codec list
+    after --overwrite): the official scripts read every wav in a folder.  Only our own kinds of
+    files in our own folders are touched."""
+    folders = [root / "label", *(root / d for d in ("train", "dev")), *sorted((root / "test").glob("C*"))]
+    for folder in folders:
+        for path in sorted(folder.glob("*.txt" if folder.name == "label" else "*.wav")):
+            if path not in written:
+                path.unlink()
+        if folder.is_dir() and folder.parent.name == "test" and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 EXPORTERS: dict[str, Callable[[Path, list[str]], Path]] = {"codecfake": export_codecfake}

@@ -59,6 +59,19 @@ def write_shard(rows: list[dict[str, Any]], path: Path, features: datasets.Featu
     return sha256_file(path)
 
 
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest as a dict; a damaged one (hand-edited, another tool's file) is one line."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        problem = "" if isinstance(data, dict) and isinstance(data.get("shards", {}), dict) else "not a build manifest"
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+        problem = str(err).splitlines()[0]
+    if problem:
+        raise OutputConflictError(f"{path}: unreadable ({problem}). Fix: choose a new --out, or pass --overwrite "
+                                  "to rebuild it")
+    return data
+
+
 @dataclass
 class Manifest:
     out: Path
@@ -73,7 +86,7 @@ class Manifest:
         path = out / MANIFEST
         options = dict(options or {})
         if path.exists() and not overwrite:
-            data = json.loads(path.read_text())
+            data = read_manifest(path)
             if data.get("fingerprint") != fingerprint:
                 old = data.get("options", {})
                 differ = "; ".join(f"{k} {old[k]} there, {v} now"
