@@ -232,6 +232,9 @@ class Codec(ABC):
                     "bitrate_kbps": c.bitrate_kbps,
                     "sample_rate": int(c.params.get("sample_rate", cls.sample_rate)),
                     "frame_size": int(c.params.get("frame_size", cls.frame_size)),
+                    # Algorithmic delay (native-rate samples) that resynthesize() drops; a property of
+                    # the config, read from an unloaded instance (no weights needed).
+                    "delay_samples": int(cls(config=k).delay),
                     "description": c.description,
                 }
                 for k, c in cls.configs.items()

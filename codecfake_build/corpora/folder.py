@@ -4,7 +4,8 @@ Every file whose extension is in ``AUDIO_EXTENSIONS`` (case-insensitive) counts.
 speaker = the name of the folder holding the file; language = the ``language``
 argument (``--language``; default "und"); source_id = the path relative to the
 root with the audio extension removed and ``/`` separators, e.g.
-``en/ljspeech/LJ001-0001``.  No transcripts are read.
+``en/ljspeech/LJ001-0001``.  No transcripts are read.  Symlinked folders are
+followed, each real folder once.
 """
 
 from __future__ import annotations
@@ -23,9 +24,17 @@ class Folder(Corpus):
 
     def utterances(self) -> list[Utterance]:
         by_id: dict[str, Path] = {}
-        for dirpath, dirnames, filenames in os.walk(self.root):
+        # Symlinked folders are followed (corpora are often assembled from links), each real
+        # folder once, so a link back up the tree cannot loop.
+        seen = {os.path.realpath(self.root)}
+        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
             # Hidden folders (.git, .cache) never hold corpus audio.
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            dirnames[:] = [d for d in sorted(dirnames) if not d.startswith(".")]
+            for d in list(dirnames):
+                real = os.path.realpath(os.path.join(dirpath, d))
+                if real in seen:
+                    dirnames.remove(d)
+                seen.add(real)
             for fn in filenames:
                 # "._x.wav" files are macOS resource forks, not audio.
                 if fn.startswith("."):
