@@ -6,6 +6,7 @@ import argparse
 import errno
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -186,6 +187,21 @@ def codecs_main(argv: list[str]) -> int:
     return 0
 
 
+def check_device(device: str) -> None:
+    """A typo or a CUDA device this machine lacks fails here, in one line, not as a torch
+    traceback after the codecs have loaded."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
+        raise ValueError(f"--device {device}: unknown device. Fix: use cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            raise ValueError(f"--device {device}: torch sees {count} CUDA device(s) here. "
+                             "Fix: use --device cpu, or a cuda:N below that count")
+
+
 def os_error_line(err: OSError, out: Path) -> str:
     """One line for a file-system failure (unwritable --out, disk full) with what to do next."""
     where = err.filename or out
@@ -219,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.limit is not None and args.limit < 1:
             raise ValueError(f"--limit {args.limit}: must be at least 1 (utterances per corpus). "
                              "Fix: leave --limit out to use every utterance")
+        check_device(args.device)
         corpora = parse_pairs(args.corpus, "--corpus", need_value=False)
         common = dict(
             out=args.out, language=args.language,

@@ -68,6 +68,8 @@ def tone_corpus(root: Path, n: int = 3) -> Path:
     (["--codec", "mp3@32kbps", "--corpus", "folder="], ["--corpus folder=", "PATH"]),
     (["--codec", "mp3@32kbps", "--corpus", "=/data"], ["--corpus =/data"]),
     (["--codec", "mp3@32kbps", "--weights", "mp3="], ["--weights mp3="]),
+    (["--codec", "mp3@32kbps", "--device", "gpu"], ["--device gpu", "cuda:N"]),
+    (["--codec", "mp3@32kbps", "--device", "cuda:99"], ["--device cuda:99", "CUDA device"]),
     (["--preset", "codecfake", "--corpus", "vctk=/nonexistent/vctk"], ["/nonexistent/vctk", "Fix"]),
 ])
 def test_bad_values_fail_in_one_line(capsys, tmp_path, argv, needles):
