@@ -170,7 +170,7 @@ def cmd_train(args) -> int:
     from benchmark.training import train
 
     summary = train(args.config, resume=not args.no_resume)
-    print(json.dumps({k: summary[k] for k in ("best_epoch", "best_dev_eer", "out_dir") if k in summary}))
+    print(json.dumps({k: summary[k] for k in ("best_epoch", "best_dev_eer", "skipped_files", "out_dir") if k in summary}))
     return 0
 
 
@@ -220,7 +220,15 @@ def dataset_roots(pairs: list[str], data_root: Path | None) -> dict[str, str]:
 
     roots = {}
     if data_root is not None:
+        if not data_root.is_dir():
+            raise ValueError(f"--data-root {data_root}: not a folder. Fix: pass the folder that holds one "
+                             f"sub-folder per dataset ({', '.join(DATASETS.names())})")
         roots = {name: str(data_root / name) for name in DATASETS.names() if (data_root / name).is_dir()}
+        if not roots:
+            found = sorted(p.name for p in data_root.iterdir() if p.is_dir())[:8]
+            print(f"note: --data-root {data_root} holds no folder named as a dataset (found: "
+                  f"{', '.join(found) or 'nothing'}). Fix: name or symlink each dataset's folder as one of "
+                  f"{', '.join(DATASETS.names())}, or pass --data NAME=PATH", file=sys.stderr)
     for name, path in parse_pairs(pairs, "--data", need_value=True):
         DATASETS.get(name)  # unknown names fail with the list of known ones
         roots[name] = path
@@ -236,6 +244,14 @@ def cmd_run_all(args) -> int:
         print(f"note: {w}", file=sys.stderr)
     roots = dataset_roots(args.data, args.data_root)
     out = args.out or Path("runs/all")
+    if args.only and not matrix.experiments(roots, only=args.only):
+        every = matrix.experiments(roots)
+        groups = sorted({e.group for e in every})
+        raise ValueError(f"--only {args.only!r} matches none of the {len(every)} experiments of "
+                         f"{args.matrix or MATRIX_FILE}. Fix: match a label recipe/protocol/sSEED (e.g. "
+                         f"{every[0].label if every else '-'!r}, or '{every[0].recipe.name if every else 'lcnn'}/*') "
+                         f"or a group name ({', '.join(groups[:6])}{', ...' if len(groups) > 6 else ''}); "
+                         "'run all --dry-run' lists them all")
     if args.dry_run:
         print(dry_run_table(matrix.experiments(roots, only=args.only), roots, out))
         return 0

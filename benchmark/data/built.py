@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from benchmark.data.source import DataError, Item
-from codecfake_build.audio import ALLOW_SILENCE, decode_audio_bytes, load_audio
+from codecfake_build.audio import ALLOW_SILENCE, AudioError, decode_audio_bytes, load_audio
 from codecfake_build.schema import FEATURES, STORE_RATE, row_id
 
 META_COLUMNS = tuple(name for name in FEATURES if name != "audio")
@@ -139,10 +139,13 @@ class BuiltDataset:
             raise IndexError(index)
         meta = self.meta(index)
         audio = self._audio[int(self._rows[index])]["audio"]
-        if audio.get("bytes"):
+        if audio.get("bytes") is not None:  # b"" too: it fails to decode, as a one-line AudioError
             wave, _ = decode_audio_bytes(audio["bytes"], name=meta["filename"], target_sr=self.sample_rate)
-        else:  # a dataset written with external file paths instead of embedded bytes
+        elif audio.get("path"):  # a dataset written with external file paths instead of embedded bytes
             wave, _ = load_audio(audio["path"], target_sr=self.sample_rate, check=ALLOW_SILENCE)
+        else:
+            raise AudioError(meta["filename"], "row has neither audio bytes nor an audio path",
+                             f"rebuild the dataset at {self.root}")
         return Item(wave, int(self._labels[index]), meta)
 
     def __repr__(self) -> str:

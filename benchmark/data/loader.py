@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from benchmark.data.cotrain import CoTrainBatchSampler
 from benchmark.data.labels import label_to_target, labels_to_targets
 from benchmark.data.source import AudioSource
-from codecfake_build.audio import tile_to_length
+from codecfake_build.audio import AudioError, tile_to_length
 
 CROPS = ("tile", "middle")
 #: Training cuts: a random window, or the same fixed window every epoch.
@@ -123,7 +123,12 @@ class WaveformDataset(Dataset):
         return eval_cut(wave, n, self.crop)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        wave, label, meta = self.source[index]
+        try:
+            wave, label, meta = self.source[index]
+        except AudioError as err:
+            # One unreadable file must not end a long job: ``collate`` drops it from the batch
+            # and records it in ``Batch.skipped`` for the trainer / scorer to log and count.
+            return {"skipped": err.reason, "filename": err.path}
         target = label_to_target(label)
         extras: dict[str, float | int] = {}
         if self.transform is not None:
@@ -149,6 +154,8 @@ class Batch:
     meta: list[dict[str, Any]]
     #: Per-item numbers from a model's training transform, batched: name -> (B,) tensor.
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: Items of this batch that could not be decoded (left out): filename -> problem.
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.filenames)
@@ -156,16 +163,18 @@ class Batch:
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
         return Batch(self.wave.to(device, non_blocking=non_blocking), self.target.to(device, non_blocking=non_blocking),
                      self.lengths, self.filenames, self.meta,
-                     {k: v.to(device, non_blocking=non_blocking) for k, v in self.extras.items()})
+                     {k: v.to(device, non_blocking=non_blocking) for k, v in self.extras.items()}, self.skipped)
 
     def pin_memory(self) -> "Batch":  # called by DataLoader(pin_memory=True)
         return Batch(self.wave.pin_memory(), self.target.pin_memory(), self.lengths, self.filenames, self.meta,
-                     {k: v.pin_memory() for k, v in self.extras.items()})
+                     {k: v.pin_memory() for k, v in self.extras.items()}, self.skipped)
 
 
 def collate(items: Sequence[dict[str, Any]]) -> Batch:
+    skipped = {it["filename"]: it["skipped"] for it in items if "skipped" in it}
+    items = [it for it in items if "skipped" not in it]
     lengths = [len(it["wave"]) for it in items]
-    wave = torch.zeros(len(items), max(lengths), dtype=torch.float32)
+    wave = torch.zeros(len(items), max(lengths, default=0), dtype=torch.float32)
     for row, it in enumerate(items):
         wave[row, : len(it["wave"])] = torch.from_numpy(it["wave"])
     return Batch(
@@ -175,6 +184,7 @@ def collate(items: Sequence[dict[str, Any]]) -> Batch:
         filenames=[it["filename"] for it in items],
         meta=[it["meta"] for it in items],
         extras=_stack_extras([it.get("extras") or {} for it in items]),
+        skipped=skipped,
     )
 
 

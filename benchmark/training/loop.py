@@ -55,7 +55,7 @@ from benchmark.training.checkpoint import (
     prune_epoch_checkpoints,
     restore_rng,
 )
-from benchmark.training.config import TrainConfig
+from benchmark.training.config import ConfigError, TrainConfig
 from benchmark.training.sam import SAM, frozen_bn_stats, make_sam
 from benchmark.training.scoring import autocast_for, score_loader
 
@@ -98,7 +98,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("device 'cuda' requested but CUDA is not available. Fix: set device: auto or cpu")
+        raise TrainingError("device 'cuda' requested but CUDA is not available. Fix: use device auto or cpu")
     return torch.device(name)
 
 
@@ -112,6 +112,8 @@ class _State:
     bad_epochs: int = 0
     stopped_early: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
+    #: Training/dev files that could not be decoded and were left out: filename -> problem.
+    skipped_files: dict[str, str] = field(default_factory=dict)
 
 
 def _cosine(total_steps: int, floor: float) -> Callable[[int], float]:
@@ -176,6 +178,27 @@ def _cotrain_domains(config: TrainConfig, train_src: Any) -> np.ndarray | None:
     return domains
 
 
+def _check_model_options(config: TrainConfig, source: str) -> None:
+    """One ConfigError line for an unknown model name or an option its constructor does not take."""
+    import inspect
+
+    from benchmark.models import MODELS
+    from codecfake_build.registry import UnknownNameError
+
+    try:
+        cls = MODELS.get(config.model.name)
+    except UnknownNameError as exc:
+        raise ConfigError(f"{source}: key 'model.name': {exc}") from None
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return  # options checked when the model is built
+    valid = [n for n, p in params.items() if n != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    for key in config.model.kwargs:
+        if key not in valid:
+            raise ConfigError(f"{source}: key 'model.kwargs.{key}': model {config.model.name} takes no option "
+                              f"'{key}'. Valid options: {', '.join(valid) or '(none)'}")
+
+
 def _check_classes(labels: np.ndarray, what: str, split: str) -> dict[str, int]:
     counts = class_counts(labels)
     empty = [k for k, v in counts.items() if v == 0]
@@ -207,8 +230,10 @@ def train(
     from benchmark.metrics import auc, compute_eer  # owned elsewhere; imported late so data-only users need not have it
     from benchmark.models import create_model
 
+    source = "<config>" if isinstance(config, TrainConfig) else str(config)
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_yaml(config)
+    _check_model_options(config, source)  # before any data is read: a typo should cost seconds, not a load
     started = time.perf_counter()
     out_dir = Path(config.out_dir)
     ckpt_dir = out_dir / "checkpoints"
@@ -221,7 +246,10 @@ def train(
     ckpt_dir.mkdir(parents=True, exist_ok=True)
 
     dist_env = DistEnv.from_env()
-    device = resolve_device(config.device)
+    try:
+        device = resolve_device(config.device)
+    except TrainingError as exc:
+        raise TrainingError(f"{source}: key 'device': {exc}") from None
     if dist_env.world_size > 1:
         import torch.distributed as dist
 
@@ -251,7 +279,13 @@ def train(
     _check_classes(dev_src.labels, "dev", d.dev_split)
 
     _fill_systems(config, train_src)
-    model = create_model(config.model.name, **config.model.kwargs).to(device)
+    try:
+        model = create_model(config.model.name, **config.model.kwargs).to(device)
+    except TypeError as exc:  # an option the signature check could not see (**kwargs, config dataclasses)
+        if "keyword" not in str(exc) and "Valid options" not in str(exc):
+            raise
+        raise ConfigError(f"{source}: key 'model.kwargs': {str(exc).splitlines()[0]}. "
+                          "Fix: remove or rename the option") from None
     num_samples = getattr(model, "num_samples", None)
     crop = getattr(model, "crop", "tile")
     own_loss = getattr(model, "own_loss", False)
@@ -348,14 +382,23 @@ def train(
         lr = optimizer.param_groups[0]["lr"]
         train_loss, loss_parts = _train_epoch(train_model, train_loader, criterion, optimizer, scheduler, scaler,
                                               device, amp_dtype, o.grad_accum, epoch, progress and dist_env.main,
-                                              sam=sam, own_loss=own_loss)
+                                              sam=sam, own_loss=own_loss, skipped=state.skipped_files)
+        if dist_env.world_size > 1:
+            state.skipped_files = _gather_skipped(state.skipped_files)
         if epoch_scheduler is not None:
             epoch_scheduler.step()
         row: dict[str, Any] = {}
         if dist_env.main:
+            dev_skipped: dict[str, str] = {}
             _, scores, targets = score_loader(model, dev_loader, device, amp=use_amp, amp_dtype=amp_dtype,
-                                              return_targets=True)
+                                              return_targets=True, skipped_out=dev_skipped)
+            _note_skipped(dev_skipped, state.skipped_files)
             bona_scores, spoof_scores = split_scores(scores, targets)
+            if len(bona_scores) == 0 or len(spoof_scores) == 0:
+                raise TrainingError(
+                    f"dev split '{d.dev_split}': no decodable {'bona fide' if len(bona_scores) == 0 else 'spoof'} "
+                    f"file left ({len(dev_skipped)} skipped, first: {next(iter(dev_skipped.items()), '-')}). "
+                    "Fix: repair or rebuild the dev data")
             eer, threshold = compute_eer(bona_scores, spoof_scores)
             dev_auc = auc(bona_scores, spoof_scores)
             dev_loss = dev_cross_entropy(scores, targets, criterion.weight)
@@ -424,6 +467,9 @@ def train(
         "dev_rows": len(dev_src),
         "class_counts": counts,
         "class_weights": None if weights is None else class_weights_by_name(weights),
+        # Files left out because they could not be decoded (each logged once when first met).
+        "skipped_files": len(state.skipped_files),
+        "skipped_examples": dict(list(state.skipped_files.items())[:20]),
         "checkpoints": {"best": str(ckpt_dir / "best.pt"), "last": str(last_path)},
         "seconds": time.perf_counter() - started,
     }
@@ -501,8 +547,11 @@ def _train_epoch(
     progress: bool,
     sam: SAM | None = None,
     own_loss: bool = False,
+    skipped: dict[str, str] | None = None,
 ) -> tuple[float, dict[str, float]]:
-    """One epoch; returns the mean loss and the mean of each named loss part."""
+    """One epoch; returns the mean loss and the mean of each named loss part.  Undecodable
+    items are left out of their batch and added to ``skipped`` (filename -> problem)."""
+    skipped = {} if skipped is None else skipped
     model.train()
     loader.dataset.set_epoch(epoch)
     total, seen = 0.0, 0
@@ -511,6 +560,10 @@ def _train_epoch(
     bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress, dynamic_ncols=True)
     optimizer.zero_grad(set_to_none=True)
     for step, batch in enumerate(bar):
+        _note_skipped(batch.skipped, skipped)
+        if len(batch) == 0:
+            _empty_batch(model, optimizer, scheduler, scaler, sam, step, n_batches, grad_accum, epoch)
+            continue
         wave = batch.wave.to(device, non_blocking=True)
         target = batch.target.to(device, non_blocking=True)
 
@@ -544,8 +597,45 @@ def _train_epoch(
             part_sums[name] = part_sums.get(name, 0.0) + float(value) * len(batch)
         seen += len(batch)
         bar.set_postfix(loss=f"{total / seen:.4f}")
-    seen = max(seen, 1)
+    if seen == 0:
+        raise TrainingError(f"epoch {epoch}: no training file could be decoded ({len(skipped)} skipped, first: "
+                            f"{next(iter(skipped.items()), '-')}). Fix: repair or rebuild the training data")
     return total / seen, {name: value / seen for name, value in part_sums.items()}
+
+
+def _note_skipped(new: dict[str, str], seen: dict[str, str]) -> None:
+    """Add undecodable files to ``seen``, logging each one the first time (not every epoch)."""
+    for name, problem in new.items():
+        if name not in seen:
+            log.warning("skipping %s: %s (counted in train_summary.json 'skipped_files')", name, problem)
+            seen[name] = problem
+
+
+def _empty_batch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: torch.amp.GradScaler,
+                 sam: SAM | None, step: int, n_batches: int, grad_accum: int, epoch: int) -> None:
+    """A batch whose every item failed to decode: no forward pass, but the optimizer step that
+    closes an accumulation group and the LR schedule go on, so the run stays on its schedule."""
+    if hasattr(model, "no_sync"):  # DDP: the other ranks would wait forever in this step's all-reduce
+        raise TrainingError(f"epoch {epoch}, step {step + 1}: every item of this rank's batch failed to decode, "
+                            "which would stall the other ranks. Fix: repair or remove the files logged above")
+    group_start = step - step % grad_accum
+    boundary = sam is not None or step == group_start + min(grad_accum, n_batches - group_start) - 1
+    if boundary:
+        if sam is None and any(p.grad is not None for g in optimizer.param_groups for p in g["params"]):
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+        if scheduler is not None:
+            scheduler.step()
+
+
+def _gather_skipped(mine: dict[str, str]) -> dict[str, str]:
+    """Every rank's undecodable files, merged, so rank 0's summary counts them all."""
+    import torch.distributed as dist
+
+    everyone: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, mine)
+    return {k: v for part in everyone for k, v in sorted(part.items())}
 
 
 def _check_finite(loss: torch.Tensor, scaler: torch.amp.GradScaler, epoch: int, step: int, also: str) -> None:

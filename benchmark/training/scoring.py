@@ -25,21 +25,25 @@ def autocast_for(device: torch.device, amp: bool, dtype: str | None = "fp16"):
 def score_loader(model: nn.Module, loader: Iterable[Batch], device: torch.device | str, *, amp: bool = ...,
                  progress: bool = ..., return_targets: Literal[False] = ...,
                  amp_dtype: str | None = ...,
-                 embeddings_out: list[np.ndarray] | None = ...) -> tuple[list[str], np.ndarray]: ...
+                 embeddings_out: list[np.ndarray] | None = ...,
+                 skipped_out: dict[str, str] | None = ...) -> tuple[list[str], np.ndarray]: ...
 @overload
 def score_loader(model: nn.Module, loader: Iterable[Batch], device: torch.device | str, *, amp: bool = ...,
                  progress: bool = ..., return_targets: Literal[True],
                  amp_dtype: str | None = ...,
-                 embeddings_out: list[np.ndarray] | None = ...) -> tuple[list[str], np.ndarray, np.ndarray]: ...
+                 embeddings_out: list[np.ndarray] | None = ...,
+                 skipped_out: dict[str, str] | None = ...) -> tuple[list[str], np.ndarray, np.ndarray]: ...
 
 
 def score_loader(model, loader, device, *, amp=False, progress=False, return_targets=False, amp_dtype="fp16",
-                 embeddings_out=None):
+                 embeddings_out=None, skipped_out=None):
     """Score every batch: ``(filenames, scores)`` with score = logit[bona fide] - logit[spoof]
     (higher = more bona fide), float64, in loader order.  With ``return_targets`` also the
     model targets (1 = bona fide, 0 = spoof, -1 = unlabelled).  With a list as
     ``embeddings_out``, the model's ``embed`` output of each batch is appended to it (float32,
-    loader order), taken from the same forward pass that gave the scores.
+    loader order), taken from the same forward pass that gave the scores.  Items that could not be
+    decoded are left out (no score); with a dict as ``skipped_out`` they are added to it
+    (filename -> problem).
 
     Puts the model in eval mode and leaves it there.
     """
@@ -50,6 +54,10 @@ def score_loader(model, loader, device, *, amp=False, progress=False, return_tar
     targets: list[np.ndarray] = []
     with torch.inference_mode():
         for batch in tqdm(loader, desc="scoring", disable=not progress, leave=False, dynamic_ncols=True):
+            if skipped_out is not None:
+                skipped_out.update(batch.skipped)
+            if len(batch) == 0:
+                continue
             wave = batch.wave.to(device, non_blocking=True)
             with autocast_for(device, amp, amp_dtype):
                 if embeddings_out is None:
