@@ -68,6 +68,7 @@ def _table(runs: Sequence[LoadedRun], view: MetricView) -> list[str]:
         "| Model | Train data | Seeds | " + " | ".join(_md(t) for t in tests) + " |",
         "|---|---|---|" + "---:|" * len(tests),
     ]
+    mixed: list[str] = []
     for model, train in rows:
         row_runs = [r.record for r in runs if (r.record.model, r.record.train_data) == (model, train)]
         row_seeds = {r.seed for r in row_runs}
@@ -83,8 +84,17 @@ def _table(runs: Sequence[LoadedRun], view: MetricView) -> list[str]:
             # so a reader never averages unlike things by accident.
             if cell_seeds != row_seeds:
                 text += f" (seeds {_seed_text(cell_seeds)})"
+            # A mean over different code versions is not one measurement: mark it and say which.
+            if len({r.commit for r in cell_runs}) > 1:
+                text += " †"
+                per_run = ", ".join(f"{_short_commit(r.commit)} (seed {_seed_text([r.seed])})"
+                                    for r in sorted(cell_runs, key=lambda r: (r.seed is not None, r.seed or 0)))
+                mixed.append(f"{_md(model)} / {_md(train)} → {_md(test)}: {per_run}")
             cells.append(text)
         lines.append(f"| {_md(model)} | {_md(train)} | {_seed_text(row_seeds)} | " + " | ".join(cells) + " |")
+    if mixed:
+        lines += ["", "† pools runs of different commits (rerun them on one commit to compare like with like): "
+                  + "; ".join(mixed)]
     return lines
 
 
