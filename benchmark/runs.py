@@ -3,6 +3,7 @@ leaderboard reads.  Shared by ``run demo`` and (later) ``run all``."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from benchmark.training import score_loader
 from leaderboard.schema import RunRecord
 
 REPO = Path(__file__).resolve().parents[1]
+log = logging.getLogger(__name__)
 
 
 def git_commit() -> str:
@@ -69,8 +71,11 @@ def evaluate_model(model: nn.Module, source: AudioSource, out_dir: Path, *, devi
                          crop=getattr(model, "crop", "tile"))
     model.to(device)
     chunks: list[np.ndarray] | None = [] if embeddings_npz is not None else None
+    skipped: dict[str, str] = {}
     names, scores, targets = score_loader(model, loader, device, amp=amp, progress=progress, return_targets=True,
-                                          embeddings_out=chunks)
+                                          embeddings_out=chunks, skipped_out=skipped)
+    for name, problem in skipped.items():
+        log.warning("%s: not scored: %s", name, problem)
     if chunks is not None:
         embeddings_npz = write_embeddings(embeddings_npz, names, np.concatenate(chunks), targets, source,
                                           model=getattr(model, "registry_name", type(model).__name__),
@@ -84,6 +89,8 @@ def evaluate_model(model: nn.Module, source: AudioSource, out_dir: Path, *, devi
     write_keys(out_dir / "keys.tsv", names, bona, conds)
     metrics = evaluate_files(out_dir / "scores.tsv", out_dir / "keys.tsv", out_dir / "metrics.json",
                              n_bootstrap=n_bootstrap, bootstrap_seed=bootstrap_seed)
+    if skipped:  # the run JSON says how many test files were left out (logged above)
+        metrics["n_skipped_files"] = len(skipped)
     by_condition = {}
     for cond in sorted(set(c for c, b in zip(conds, bona) if not b)):
         keep = bona | (np.asarray(conds) == cond)

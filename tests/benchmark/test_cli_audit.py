@@ -117,3 +117,16 @@ def test_run_all_data_root_without_dataset_folders_says_so(tmp_path, capsys):
     assert main(["run", "all", "--dry-run", "--data-root", str(tmp_path), "--only", "lcnn/inner-dataset_19la/s0"]) == 0
     err = capsys.readouterr().err
     assert "holds no folder named as a dataset" in err and "LA" in err and "asvspoof2019-la" in err
+
+
+def test_evaluation_leaves_out_and_counts_undecodable_test_files(tmp_path):
+    from benchmark.data import BuiltDataset
+    from benchmark.models import create_model
+    from benchmark.runs import evaluate_model
+
+    data = write_built_dataset(tmp_path / "ds", {"test": 12})
+    _spoil(data, "test", [b"garbage", b""])
+    source = BuiltDataset(data, "test", cache_dir=tmp_path / "hf")
+    ev = evaluate_model(create_model(TINY), source, tmp_path / "eval", progress=False, n_bootstrap=0)
+    assert ev.metrics["n_skipped_files"] == 2
+    assert ev.metrics["n_bonafide"] + ev.metrics["n_spoof"] == 10
