@@ -8,6 +8,7 @@ catch ``AudioError``, record it and move on; nothing else is swallowed.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +76,10 @@ def decode_audio_bytes(data: bytes, name: str = "<bytes>", target_sr: int | None
     try:
         arr, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except Exception as exc:
-        raise AudioError(name, f"cannot decode embedded audio ({exc})", "rebuild the dataset") from None
+        # libsndfile's message embeds the buffer's repr (an address): keep the message stable per file.
+        msg = re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "the bytes", str(exc).splitlines()[0] if str(exc)
+                     else type(exc).__name__)
+        raise AudioError(name, f"cannot decode embedded audio ({msg})", "rebuild the dataset") from None
     return validate_audio(arr, sr, name, target_sr=target_sr, check=check)
 
 

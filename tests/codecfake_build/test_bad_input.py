@@ -202,3 +202,16 @@ def test_max_seconds_refuses_long_sources_with_a_reason(bad_corpus, tmp_path):
     assert skip["reason"] == ("audio is longer than --max-seconds (360.0 s > 60 s); raise --max-seconds "
                               "(0 = no limit) or split the file")
     assert "--max-seconds 60" in report["command"]
+
+
+def test_undecodable_embedded_bytes_give_a_stable_one_line_error():
+    from codecfake_build.audio import AudioError, decode_audio_bytes
+
+    messages = set()
+    for _ in range(2):  # a fresh buffer each time: its address must not reach the message
+        with pytest.raises(AudioError) as err:
+            decode_audio_bytes(b"not audio" * 8, name="train row 7")
+        messages.add(str(err.value))
+    (message,) = messages
+    assert message.startswith("train row 7: cannot decode embedded audio (")
+    assert "0x" not in message and "\n" not in message and message.endswith("Fix: rebuild the dataset")
