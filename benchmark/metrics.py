@@ -33,6 +33,7 @@ set; a seed makes it reproducible.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -45,6 +46,8 @@ C_MISS = 1.0
 C_FA = 10.0
 
 #: How raw scores map onto the 0.5 probability threshold used for accuracy.
+log = logging.getLogger("benchmark")
+
 ScoreType = Literal["logit", "probability", "other"]
 _ACCURACY_THRESHOLD: dict[str, float | None] = {
     # sigmoid(s) >= 0.5  <=>  s >= 0 for a bona-fide-minus-spoof logit difference
@@ -167,7 +170,8 @@ def compute_metrics(scores: ArrayLike, labels: ArrayLike, score_type: ScoreType 
     ``confusion`` counts decisions at the 0.5 probability point (absent for "other").
     With ``n_bootstrap`` > 0, ``eer_ci95`` is the bootstrap 95 % CI of the EER in percent from
     that many resamples drawn with ``seed`` (both recorded as ``n_bootstrap`` and
-    ``bootstrap_seed``); with 0 none of these three keys is present.
+    ``bootstrap_seed``); with 0 none of these three keys is present.  ``warnings`` (present only
+    when there is one) says when the numbers cannot be read as usual, e.g. constant scores.
     """
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
         raise ValueError(f"n_bootstrap must be a whole number >= 0 (0 = no confidence interval), got {n_bootstrap!r}")
@@ -198,6 +202,13 @@ def compute_metrics(scores: ArrayLike, labels: ArrayLike, score_type: ScoreType 
         "n_spoof": int(spoof.size),
         "confusion": None if acc_threshold is None else confusion_at(bona, spoof, acc_threshold),
     }
+    if s.size and np.all(s == s[0]):
+        # Not an error (a collapsed model is a result), but the EER of a constant score only reflects
+        # the official package's tie order, so the number must not be read as a ranking.
+        note = (f"every score equals {s[0]:g}: the scores rank nothing (AUC 0.5); the EER "
+                f"({100.0 * eer:g} %) only reflects how the ASVspoof package orders ties")
+        out["warnings"] = [note]
+        log.warning("%s", note)
     if n_bootstrap > 0:
         lo, hi = bootstrap_eer_ci(bona, spoof, n_resamples=n_bootstrap, seed=seed)
         out["eer_ci95"] = [100.0 * lo, 100.0 * hi]

@@ -178,3 +178,11 @@ def test_mean_std_uses_sample_std_over_seeds():
     assert mean_std([4.0]) == (4.0, 0.0)
     with pytest.raises(ValueError):
         mean_std([])
+
+
+def test_constant_scores_are_reported_with_a_warning_not_as_a_ranking(caplog):
+    with caplog.at_level("WARNING", logger="benchmark"):
+        m = compute_metrics([0.3] * 6, [1, 1, 1, 0, 0, 0])
+    assert m["auc"] == 0.5 and len(m["warnings"]) == 1
+    assert "every score equals 0.3" in m["warnings"][0] and "rank nothing" in caplog.text
+    assert "warnings" not in compute_metrics([0.9, 0.8, 0.1, 0.2], [1, 1, 0, 0])
