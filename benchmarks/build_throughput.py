@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.codec_throughput import (RESULTS_DIR, _has_random_init, _loadavg, device_name,  # noqa: E402
-                                         git_state, slug)
+from benchmarks.codec_throughput import (_has_random_init, _loadavg, device_name, git_state,  # noqa: E402
+                                         write_results)
 from codecfake_build import build as build_module  # noqa: E402
 from codecfake_build.build import PREFETCH_ENV, BuildConfig, build  # noqa: E402
 from codecfake_build.cli import parse_pairs  # noqa: E402
@@ -159,9 +159,7 @@ def main(argv: list[str] | None = None) -> int:
           f"on ({workers} workers + prefetch) {best_on:.2f} s: {best_off / best_on:.2f}x; "
           f"build-process CPU off {min(cpu['off']):.2f} s, on {min(cpu['on']):.2f} s; "
           f"identical output: {identical}; load average {load_before:.2f} -> {load_after:.2f}")
-    path = args.json or RESULTS_DIR / f"build_throughput-{slug(device)}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    path = write_results(result, "build_throughput", device, args.json)
     print(f"wrote {path}")
     return 0 if identical else 1
 

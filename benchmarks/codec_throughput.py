@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import platform
 import re
@@ -143,6 +142,15 @@ def _loadavg() -> float | None:
 
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unknown"
+
+
+def write_results(result: dict[str, Any], kind: str, device: str, path: Path | None = None) -> Path:
+    """Write a benchmark's JSON atomically to ``path`` or ``benchmarks/results/<kind>-<device slug>.json``."""
+    from codecfake_build.atomic import atomic_write_json
+
+    out = path or RESULTS_DIR / f"{kind}-{slug(device)}.json"
+    atomic_write_json(out, result)
+    return out
 
 
 def effective_device(codec: Any) -> str:
@@ -470,11 +478,7 @@ def main(argv: list[str] | None = None) -> int:
                   "ids": [i for i, _ in clips], "unreadable": problems},
         "codecs": rows,
     }
-    out = args.json or RESULTS_DIR / f"codec_throughput-{slug(dev_name)}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out)
+    out = write_results(result, "codec_throughput", dev_name, args.json)
     print(f"\nwrote {out}")
     return 1 if any(r["status"] in ("failed", "mismatch") for r in rows) else 0
 

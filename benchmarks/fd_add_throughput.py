@@ -34,8 +34,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.codec_throughput import RESULTS_DIR, device_name, slug  # noqa: E402
-from codecfake_build.atomic import atomic_write_json  # noqa: E402
+from benchmarks.codec_throughput import device_name, write_results  # noqa: E402
 
 SCHEMA = "fd-add-throughput/1"
 #: Paper Table IX (batch 32, RTX 4090), samples/s.
@@ -162,8 +161,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     result = run(args)
-    out = args.json or RESULTS_DIR / f"fd_add_throughput-{slug(result['device_name'])}.json"
-    atomic_write_json(out, result)
+    out = write_results(result, "fd_add_throughput", result["device_name"], args.json)
     for name, row in result["models"].items():
         print(f"{name:7s} train {row['train_samples_per_s']:9.2f} samples/s   test {row['test_samples_per_s']:9.2f} "
               f"samples/s   ({row['params']:,} params, {row['num_samples']} samples/clip)")

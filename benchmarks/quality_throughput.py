@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import platform
 import sys
 import time
@@ -18,8 +17,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.codec_throughput import (RATE, RESULTS_DIR, _loadavg, cpu_name, git_state,  # noqa: E402
-                                         load_clips, slug)
+from benchmarks.codec_throughput import (RATE, _loadavg, cpu_name, git_state, load_clips,  # noqa: E402
+                                         write_results)
 from codecfake_build.cli import parse_pairs  # noqa: E402
 from codecfake_build.quality import parse_quality_list, require_measures, row_quality  # noqa: E402
 from codecfake_build.quality_pool import QualityPool, default_quality_workers, usable_cores  # noqa: E402
@@ -155,9 +154,7 @@ def main(argv: list[str] | None = None) -> int:
           f"first pass with worker start {cold_s:.2f} s")
     print(f"ratio serial/pool {result['ratio_serial_over_pool']:.2f}x (cold {result['ratio_serial_over_pool_cold']:.2f}x); "
           f"values identical: {identical}")
-    out = args.json or RESULTS_DIR / f"quality_throughput-{slug(device)}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_results(result, "quality_throughput", device, args.json)
     print(f"wrote {out}")
     return 0 if identical else 1
 

@@ -21,9 +21,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.codec_throughput import RESULTS_DIR, device_name, slug  # noqa: E402
+from benchmarks.codec_throughput import device_name, write_results  # noqa: E402
 from benchmark.frontends.ssl import SSLFrontend  # noqa: E402
-from codecfake_build.atomic import atomic_write_json  # noqa: E402
 
 
 
@@ -80,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         "goal": ">= 10x",
     }
     print(json.dumps(result, indent=2))
-    atomic_write_json(RESULTS_DIR / f"ssl_feature_cache-{slug(result['device'])}.json", result)
+    write_results(result, "ssl_feature_cache", result["device"])
     print(f"epoch 1 {first:.2f} s, epoch 2 {second:.3f} s: {first / second:.0f}x "
           f"({'meets' if first / second >= 10 else 'misses'} the 10x goal)")
     return 0

@@ -48,8 +48,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.codec_throughput import RESULTS_DIR, device_name, git_state, slug  # noqa: E402
-from codecfake_build.atomic import atomic_write_json  # noqa: E402
+from benchmarks.codec_throughput import device_name, git_state, write_results  # noqa: E402
 
 SCHEMA = "codecfake-bench/train-throughput/1"
 #: Clip length for models that take any length (4 s at 16 kHz).
@@ -368,8 +367,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     result = run(args)
-    out = args.json or RESULTS_DIR / f"train_throughput-{slug(result['device_name'])}.json"
-    atomic_write_json(out, result)
+    out = write_results(result, "train_throughput", result["device_name"], args.json)
     print(format_table(result))
     print(f"-> {out}")
     return 1 if any(r["status"] != "ok" for r in result["recipes"].values()) else 0

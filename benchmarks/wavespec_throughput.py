@@ -33,9 +33,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.codec_throughput import RESULTS_DIR, device_name, slug  # noqa: E402
+from benchmarks.codec_throughput import device_name, write_results  # noqa: E402
 from benchmarks.ssl_feature_cache import xlsr_shaped  # noqa: E402
-from codecfake_build.atomic import atomic_write_json  # noqa: E402
 
 SCHEMA = "wavespec-throughput/1"
 #: ``--backend tiny``: small U-Net/ResNet widths for smoke tests (not a measurement of WaveSpec).
@@ -166,8 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         except (FileNotFoundError, ValueError) as exc:
             print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
             return 2
-    out = args.json or RESULTS_DIR / f"wavespec_throughput-{slug(result['device_name'])}.json"
-    atomic_write_json(out, result)
+    out = write_results(result, "wavespec_throughput", result["device_name"], args.json)
     for name, row in result["models"].items():
         print(f"{name:12s} {row['train_samples_per_s']:10.2f} train samples/s  "
               f"({row['trainable_params']:,} trainable params, best of {row['seconds']} s)")

@@ -14,12 +14,27 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Read once at import, in the main thread (os.umask can only be read by setting it, which is
+#: not thread-safe later, when prefetch and pool threads run).
+_UMASK = _read_umask()
+#: The mode ``open()`` would give a new file.  mkstemp makes 0600 files, which would leave
+#: datasets, checkpoints and results unreadable to the rest of a team on a shared server.
+FILE_MODE = 0o666 & ~_UMASK
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path in the target's directory; on success it replaces ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, FILE_MODE)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from codecfake_build.atomic import FILE_MODE
 from codecfake_build.codecs import weights
 from codecfake_build.codecs.base import CODECS, Codec, CodecConfig, CodecUnavailableError
 
@@ -213,6 +214,7 @@ def _import_torch() -> Any:
 def _extract_atomic(zf: zipfile.ZipFile, member: str, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    os.fchmod(fd, FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as fh, zf.open(member) as src:
             while chunk := src.read(1 << 20):

@@ -17,6 +17,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+from codecfake_build.atomic import FILE_MODE
 from codecfake_build.codecs.base import CodecUnavailableError
 
 
@@ -63,6 +64,7 @@ def download(url: str, dest: Path, sha256: str | None = None, timeout: float = 6
     """Download to ``dest`` through a temp file and an atomic rename."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    os.fchmod(fd, FILE_MODE)  # a shared weights cache stays readable to the team (mkstemp gives 0600)
     try:
         with os.fdopen(fd, "wb") as fh, urllib.request.urlopen(url, timeout=timeout) as resp:
             shutil.copyfileobj(resp, fh)
