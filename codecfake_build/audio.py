@@ -65,9 +65,44 @@ def load_audio(
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile raises several types; all mean "unreadable".
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AudioError(path, f"cannot decode audio ({msg})", "re-download or re-encode it as WAV/FLAC") from None
+        if path.suffix.lower() not in FFMPEG_DECODED:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise AudioError(path, f"cannot decode audio ({msg})", "re-download or re-encode it as WAV/FLAC") from None
+        data, sr = _decode_with_ffmpeg(path)
     return validate_audio(data, sr, path, target_sr=target_sr, check=check)
+
+
+#: Containers libsndfile cannot read but speech corpora ship in (VoxCeleb2 is AAC in .m4a): these
+#: are decoded by the real ffmpeg binary (the same one the mp3/aac/opus codecs use).
+FFMPEG_DECODED = (".m4a", ".aac", ".mp4", ".wma", ".webm")
+
+
+def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
+    """Decode ``path`` with ffmpeg to float WAV in a temp dir (every channel, native rate)."""
+    import subprocess
+    import tempfile
+
+    from codecfake_build.codecs.ffmpeg import ffmpeg_binary
+
+    binary = ffmpeg_binary()
+    if binary is None:
+        raise AudioError(path, f"cannot decode audio (libsndfile does not read {path.suffix} files and ffmpeg "
+                               "is not installed)", "install ffmpeg (apt-get install ffmpeg) or convert the file "
+                                                    "to WAV/FLAC")
+    with tempfile.TemporaryDirectory(prefix="codecfake-decode-") as tmp:
+        wav = Path(tmp) / "decoded.wav"
+        try:
+            run = subprocess.run([binary, "-nostdin", "-v", "error", "-i", str(path), "-vn", "-c:a", "pcm_f32le",
+                                  str(wav)], capture_output=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            raise AudioError(path, "cannot decode audio (ffmpeg took over 600 s)",
+                             "convert the file to WAV/FLAC") from None
+        if run.returncode != 0 or not wav.exists():
+            lines = run.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise AudioError(path, f"cannot decode audio (ffmpeg: {lines[-1] if lines else run.returncode})",
+                             "re-download or re-encode it as WAV/FLAC")
+        data, sr = sf.read(str(wav), dtype="float32", always_2d=True)
+    return data, sr
 
 
 def decode_audio_bytes(data: bytes, name: str = "<bytes>", target_sr: int | None = None,
