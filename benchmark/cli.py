@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from codecfake_build.argparse_one_line import OneLineParser
+
 EPILOG = """\
 examples:
   python -m benchmark run demo --out runs/demo           # the whole slice, offline, a few minutes
@@ -23,18 +25,26 @@ EER uses bona fide as the positive class and is never folded.
 """
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
+def _whole_number(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
+        return value
+
+    parse.__name__ = f"whole number >= {minimum}"
+    return parse
+
+
+_non_negative_int = _whole_number(0)
+_positive_int = _whole_number(1)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmark", epilog=EPILOG,
+    p = OneLineParser(prog="python -m benchmark", epilog=EPILOG,
                                 description="Train, score and evaluate audio-deepfake detectors.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -48,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", help="official state dict or our training checkpoint (.pt/.pth)")
     s.add_argument("--out", required=True, type=Path, help="output scores TSV")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--batch-size", type=_positive_int, default=16, help="files per forward pass (default 16)")
 
     e = sub.add_parser("evaluate", help="EER, AUC, min DCF from score and key TSVs",
                        description="Join scores with keys ('filename<TAB>cm-label', bonafide/spoof) and "
@@ -117,7 +127,7 @@ examples:
                    "when Lyra's weights are found, else mp3@32kbps,opus@16kbps)")
     r.add_argument("--weights", action="append", default=[], metavar="CODEC=PATH", help="codec weights")
     r.add_argument("--aasist-weights", type=Path, help="official AASIST.pth to evaluate beside Mel-LCNN")
-    r.add_argument("--epochs", type=int, default=4)
+    r.add_argument("--epochs", type=_positive_int, default=4, help="demo training epochs (default 4)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto")
 
@@ -132,7 +142,7 @@ examples:
     em.add_argument("--condition-by", default="attack", help="item field that names each spoof condition")
     em.add_argument("--out", required=True, type=Path, help="output .npz")
     em.add_argument("--device", default="auto")
-    em.add_argument("--batch-size", type=int, default=16)
+    em.add_argument("--batch-size", type=_positive_int, default=16, help="items per forward pass (default 16)")
     return p
 
 

@@ -10,6 +10,7 @@ import re
 import sys
 from pathlib import Path
 
+from codecfake_build.argparse_one_line import OneLineParser
 from codecfake_build.codecs import CODECS, CodecUnavailableError, parse_codec_list
 from codecfake_build.codecs.precision import AMP_MODES
 from codecfake_build.corpora import CORPORA, CorpusError
@@ -59,13 +60,6 @@ unreadable, empty, silent or NaN files are skipped; clips shorter than a codec f
 padded for the codec and trimmed back; clipped sources are kept and flagged (clipped=True);
 sources longer than --max-seconds are skipped; long clips are coded in 30 s windows.
 """
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """A bad flag value is one line (the usage block of plain argparse buries the reason)."""
-
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}. Fix: see {self.prog} --help\n")
 
 
 def presets_help() -> str:

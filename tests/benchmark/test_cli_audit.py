@@ -130,3 +130,15 @@ def test_evaluation_leaves_out_and_counts_undecodable_test_files(tmp_path):
     ev = evaluate_model(create_model(TINY), source, tmp_path / "eval", progress=False, n_bootstrap=0)
     assert ev.metrics["n_skipped_files"] == 2
     assert ev.metrics["n_bonafide"] + ev.metrics["n_spoof"] == 10
+
+
+def test_bad_flag_values_are_one_line_naming_the_fix():
+    import subprocess
+    import sys
+
+    for args, expected in ((["score", "--model", "lcnn", "--out", "x.tsv", "--batch-size", "0", "."],
+                            "argument --batch-size: expected a whole number >= 1, got '0'"),
+                           (["run", "demo", "--epochs", "x"], "argument --epochs: expected a whole number >= 1")):
+        res = subprocess.run([sys.executable, "-m", "benchmark", *args], capture_output=True, text=True)
+        assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+        assert expected in res.stderr and "Fix: see python -m benchmark" in res.stderr
