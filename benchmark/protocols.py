@@ -319,7 +319,8 @@ def _root_and_options(entry: Any) -> tuple[Any, dict[str, Any]]:
 
 
 def missing_datasets(protocol: Protocol, roots: Roots) -> list[str]:
-    """One line per dataset the protocol needs whose root is not given or not a folder, saying where to get it."""
+    """One line per dataset the protocol needs whose root is not given, not a folder or empty, saying where
+    to get it."""
     out = []
     for name in protocol.datasets():
         root, _ = _root_and_options(roots.get(name))
@@ -327,6 +328,8 @@ def missing_datasets(protocol: Protocol, roots: Roots) -> list[str]:
             out.append(f"{name}: no root given; {dataset_help(name)}")
         elif not Path(root).expanduser().is_dir():
             out.append(f"{name}: {root} is not a folder; {dataset_help(name)}")
+        elif next(Path(root).expanduser().iterdir(), None) is None:  # e.g. a mount point not mounted yet
+            out.append(f"{name}: {root} is an empty folder; {dataset_help(name)}")
     return out
 
 

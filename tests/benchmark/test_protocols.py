@@ -10,6 +10,7 @@ from benchmark.protocols import (
     FAMILIES,
     PROTOCOL_DIR,
     MissingDatasetError,
+    missing_datasets,
     Protocol,
     load_protocol,
     load_protocols,
@@ -190,6 +191,9 @@ def test_missing_datasets_are_all_reported_with_download_links(tmp_path):
     assert [ln.split(":")[0] for ln in lines] == ["decro", "in-the-wild", "wavefake"]
     assert "zenodo.org/records/7603208" in lines[0] and "deepfake-total.com" in lines[1] and "is not a folder" in lines[2]
     assert "\n" not in str(err.value)
+    (tmp_path / "empty").mkdir()
+    roots["wavefake"] = tmp_path / "empty"  # e.g. an unmounted mount point: not "ready" in a dry run
+    assert "is an empty folder" in missing_datasets(protocol, roots)[-1]
 
 
 # --- co-training domains (optim.sampling: cotrain) -------------------------------------------------------------
