@@ -43,6 +43,8 @@ def resolved_sizes(protocol: Protocol, releases, tmp_path, monkeypatch, seed: in
     roots = {}
     for name in protocol.datasets():
         (tmp_path / name).mkdir(exist_ok=True)
+        # The reader is patched; the folder only has to exist and hold something (empty = missing).
+        (tmp_path / name / "stand-in.txt").write_text("release-shaped items come from the patched reader\n")
         roots[name] = str(tmp_path / name)
     monkeypatch.setattr("benchmark.protocols.open_dataset",
                         lambda name, root, **o: ReleaseReader(root, releases[name]))
