@@ -357,9 +357,11 @@ def corpus_files(utts: list[Utterance]) -> list[list]:
     return files
 
 
-def fingerprint(cfg: BuildConfig, utts: list[Utterance], active: list[ActiveCodec] | None = None) -> str:
-    """Everything that changes the output bytes; device and batch size do not."""
-    files = corpus_files(utts)
+def fingerprint(cfg: BuildConfig, utts: list[Utterance], active: list[ActiveCodec] | None = None,
+                files: list[list] | None = None) -> str:
+    """Everything that changes the output bytes; device and batch size do not.  ``files``:
+    ``corpus_files(utts)`` when the caller has it already (one stat per source, not two)."""
+    files = corpus_files(utts) if files is None else files
     # The codecs really used (after --skip-unavailable), with their conditions.
     used = ([(str(s), lab, str(s) in cfg.test_only) for s, lab in zip(cfg.codecs, cfg.condition_labels())]
             if active is None else [(a.codec.spec, a.condition, a.test_only) for a in active])
@@ -378,10 +380,9 @@ def fingerprint(cfg: BuildConfig, utts: list[Utterance], active: list[ActiveCode
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def named_options(cfg: BuildConfig, utts: list[Utterance], active: list[ActiveCodec]) -> dict[str, str]:
-    """The fingerprinted settings as a user typed them, stored in the manifest so that a refused
-    resume names the option that differs ("--seed 0 there, 7 now"), not just "different"."""
-    files = corpus_files(utts)
+def named_options(cfg: BuildConfig, files: list[list], active: list[ActiveCodec]) -> dict[str, str]:
+    """The fingerprinted settings as a user typed them (``files``: ``corpus_files``), stored in the
+    manifest so that a refused resume names the option that differs ("--seed 0 there, 7 now")."""
     digest = hashlib.sha256(json.dumps(files).encode()).hexdigest()[:12]
     amp = amp_in_use(active)
     return {
@@ -674,8 +675,9 @@ def build(cfg: BuildConfig) -> BuildResult:
     amp_decisions = choose_codec_amp(cfg, codecs, utts)
     prepare_out(cfg.out, cfg.overwrite)
     # The options are named in the refusal when a resume would mix settings.
-    manifest = Manifest.open(cfg.out, fingerprint(cfg, utts, codecs), overwrite=cfg.overwrite,
-                             options=named_options(cfg, utts, codecs))
+    files = corpus_files(utts)
+    manifest = Manifest.open(cfg.out, fingerprint(cfg, utts, codecs, files), overwrite=cfg.overwrite,
+                             options=named_options(cfg, files, codecs))
     features = dataset_features(cfg.quality)
     shards = plan(cfg, utts)
     todo = [(s, i, len(lst), sh) for s, lst in shards.items() for i, sh in enumerate(lst)]
