@@ -577,9 +577,7 @@ def _train_epoch(
         else:
             # The last group of an epoch may be short; scale by its real size so every
             # optimizer step averages the gradients of the micro-batches it holds.
-            group_start = step - step % grad_accum
-            group = min(grad_accum, n_batches - group_start)
-            boundary = step == group_start + group - 1
+            group, boundary = _accumulation_group(step, grad_accum, n_batches)
             # DDP all-reduces on every backward unless told not to; between steps that is wasted traffic.
             sync = model.no_sync() if (not boundary and hasattr(model, "no_sync")) else nullcontext()
             with sync:
@@ -603,6 +601,13 @@ def _train_epoch(
     return total / seen, {name: value / seen for name, value in part_sums.items()}
 
 
+def _accumulation_group(step: int, grad_accum: int, n_batches: int) -> tuple[int, bool]:
+    """(micro-batches in ``step``'s accumulation group, whether ``step`` closes it)."""
+    group_start = step - step % grad_accum
+    group = min(grad_accum, n_batches - group_start)
+    return group, step == group_start + group - 1
+
+
 def _note_skipped(new: dict[str, str], seen: dict[str, str]) -> None:
     """Add undecodable files to ``seen``, logging each one the first time (not every epoch)."""
     for name, problem in new.items():
@@ -618,9 +623,7 @@ def _empty_batch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: 
     if hasattr(model, "no_sync"):  # DDP: the other ranks would wait forever in this step's all-reduce
         raise TrainingError(f"epoch {epoch}, step {step + 1}: every item of this rank's batch failed to decode, "
                             "which would stall the other ranks. Fix: repair or remove the files logged above")
-    group_start = step - step % grad_accum
-    boundary = sam is not None or step == group_start + min(grad_accum, n_batches - group_start) - 1
-    if boundary:
+    if sam is not None or _accumulation_group(step, grad_accum, n_batches)[1]:
         if sam is None and any(p.grad is not None for g in optimizer.param_groups for p in g["params"]):
             scaler.step(optimizer)
             scaler.update()
