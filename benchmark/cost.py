@@ -226,13 +226,6 @@ class DataSizes:
     source: str = ""
 
 
-def _on_disk(name: str, roots: Mapping[str, Any]) -> bool:
-    from benchmark.protocols import _root_and_options
-
-    root, _ = _root_and_options(roots.get(name))
-    return root is not None and Path(root).expanduser().is_dir()
-
-
 def protocol_sizes(protocol: Any, roots: Mapping[str, Any], seed: int = 0,
                    releases: Mapping[str, Any] | None = None) -> DataSizes:
     """Sizes of ``protocol``'s train/dev/test data.  Data on disk always wins: a protocol whose
@@ -241,10 +234,11 @@ def protocol_sizes(protocol: Any, roots: Mapping[str, Any], seed: int = 0,
     the way the protocol's split rule cuts it; a dataset present but unreadable is unknown."""
     import warnings
 
-    from benchmark.protocols import resolve, select, split_pool
+    from benchmark.protocols import dataset_problem, resolve, select, split_pool
     from benchmark.release_sizes import Unknown, pool_sizes, selection_size
 
-    present = {d for d in protocol.datasets() if _on_disk(d, roots)}
+    # The same test as the run's status column: a dataset absent there is priced from its release.
+    present = {d for d in protocol.datasets() if dataset_problem(d, roots) is None}
     if present == set(protocol.datasets()):
         try:
             r = resolve(protocol, roots, seed=seed)

@@ -318,19 +318,22 @@ def _root_and_options(entry: Any) -> tuple[Any, dict[str, Any]]:
     return entry, {}
 
 
+def dataset_problem(name: str, roots: Roots) -> str | None:
+    """Why dataset ``name`` is not available at ``roots`` (no root given, not a folder, an empty
+    folder), as one line saying where to get it; None when its folder is there."""
+    root, _ = _root_and_options(roots.get(name))
+    if root is None:
+        return f"{name}: no root given; {dataset_help(name)}"
+    if not Path(root).expanduser().is_dir():
+        return f"{name}: {root} is not a folder; {dataset_help(name)}"
+    if next(Path(root).expanduser().iterdir(), None) is None:  # e.g. a mount point not mounted yet
+        return f"{name}: {root} is an empty folder; {dataset_help(name)}"
+    return None
+
+
 def missing_datasets(protocol: Protocol, roots: Roots) -> list[str]:
-    """One line per dataset the protocol needs whose root is not given, not a folder or empty, saying where
-    to get it."""
-    out = []
-    for name in protocol.datasets():
-        root, _ = _root_and_options(roots.get(name))
-        if root is None:
-            out.append(f"{name}: no root given; {dataset_help(name)}")
-        elif not Path(root).expanduser().is_dir():
-            out.append(f"{name}: {root} is not a folder; {dataset_help(name)}")
-        elif next(Path(root).expanduser().iterdir(), None) is None:  # e.g. a mount point not mounted yet
-            out.append(f"{name}: {root} is an empty folder; {dataset_help(name)}")
-    return out
+    """One line per dataset the protocol needs that is not available (``dataset_problem``)."""
+    return [line for name in protocol.datasets() if (line := dataset_problem(name, roots)) is not None]
 
 
 def resolve(protocol: Protocol, roots: Roots, *, seed: int = 0) -> ResolvedProtocol:
