@@ -17,7 +17,8 @@ or count is ``None``: never a guess.
 Sources (each number is cited at its entry below):
 WaveFake, RUB-SysSec/WaveFake d52d51b and its datasheet (arXiv 2111.02813);
 LibriSeVoc, csun22/Synthetic-Voice-Detection-Vocoder-Artifacts 74b8527;
-DECRO, petrichorwq/DECRO-dataset e0db174; Codecfake, xieyuankun/Codecfake 72c32e2;
+DECRO, petrichorwq/DECRO-dataset e0db174; Codecfake, xieyuankun/Codecfake 72c32e2 and its paper's
+dataset statistics (arXiv:2405.04880, Fig. 3);
 ASVspoof 2019 LA, its README (LA protocol counts); ASVspoof 2021 DF, its eval keys; In-the-Wild,
 its meta.csv (Müller et al. 2022).
 """
@@ -116,12 +117,45 @@ DECRO = (
                language="zh", subset="ch"),
 )
 
-# Codecfake: the README's directory tree (xieyuankun/Codecfake 72c32e2): train 740,747, dev 92,596,
-# C1-C6 26,456 each, C7 145,505, A1 8,902, A2 8,902, A3 99,112 wav files.  Per-corpus (VCTK / AISHELL-3)
-# and per-label counts are not published there, so selections by corpus or label stay unknown.
+# Codecfake (Xie et al., arXiv:2405.04880): the paper's dataset statistics (Fig. 3, left: "Training set",
+# "Development set", "Evaluation set" tables; read from the copy of the paper committed as codecfake.pdf in
+# Shybert-AI/Codecfake_ResNet a1d79fc) give per corpus one real clip plus one copy per codec F01-F06 of
+# every utterance: train VCTK 35,433 and AISHELL-3 70,388 utterances (x 7 = 248,031 + 492,716 = 740,747),
+# dev 4,358 and 8,870 (x 7 = 30,506 + 62,090 = 92,596); every test set C1-C6 is the evaluation reals
+# (VCTK 4,451, AISHELL-3 8,777) plus their copies by that codec, and C7 (unseen DAC, F07) the same reals
+# plus F07 copies of every real clip of each corpus (VCTK 44,242, AISHELL-3 88,035; 145,505 in all).
+# The official score files (xieyuankun/Codecfake 72c32e2, pretrained_model/*/result/C{1..6}_result.txt,
+# all seven models) hold exactly 4,451 + 4,451 VCTK and 8,777 + 8,777 AISHELL-3 real + fake rows per set.
+# Train/dev fakes carry attack C<k> for codec F0<k>, as the reader names them from the label's TYPE.
+# The C sets share their real clips (one source_id each), which only a ratio pool over them would see.
+# A1-A3 stay as the README counts them (A1 8,902, A2 8,902, A3 99,112 files): the paper (4,437 fakes
+# each for A1/A2), the README and the score files (4,451 + 4,436 rows) disagree, so their per-label
+# split is left unknown.
+_CODECFAKE_PAPER = "Codecfake paper (arXiv:2405.04880) Fig. 3 dataset statistics"
 _CODECFAKE_SOURCE = "Codecfake README file counts (xieyuankun/Codecfake 72c32e2)"
-CODECFAKE = _by_split({"train": 740_747, "dev": 92_596, **{f"C{i}": 26_456 for i in range(1, 7)}, "C7": 145_505,
-                       "A1": 8_902, "A2": 8_902, "A3": 99_112}, _CODECFAKE_SOURCE)
+_CODECFAKE_CORPORA = {"vctk": "en", "aishell3": "zh"}
+_CODECFAKE_TRAIN = {"train": {"vctk": 35_433, "aishell3": 70_388}, "dev": {"vctk": 4_358, "aishell3": 8_870}}
+_CODECFAKE_EVAL_REALS = {"vctk": 4_451, "aishell3": 8_777}
+_CODECFAKE_C7_FAKES = {"vctk": 44_242, "aishell3": 88_035}
+
+
+def _codecfake_groups() -> tuple[UnitGroup, ...]:
+    out: list[UnitGroup] = []
+    for corpus, language in _CODECFAKE_CORPORA.items():
+        for split, units in _CODECFAKE_TRAIN.items():
+            out.append(_vocoded(units[corpus], {"corpus": corpus, "language": language, "split": split},
+                                [f"C{k}" for k in range(1, 7)], "codec", _CODECFAKE_PAPER))
+        common = {"corpus": corpus, "language": language}
+        for k in range(1, 7):
+            out.append(_vocoded(_CODECFAKE_EVAL_REALS[corpus], {**common, "split": f"C{k}"}, [f"C{k}"], "codec",
+                                f"{_CODECFAKE_PAPER}; official C{k} score files"))
+        out.append(UnitGroup(_CODECFAKE_EVAL_REALS[corpus], (_real(split="C7", **common),), _CODECFAKE_PAPER))
+        out.append(UnitGroup(_CODECFAKE_C7_FAKES[corpus], (_fake("C7", vocoder_category="codec", split="C7",
+                                                                  **common),), _CODECFAKE_PAPER))
+    return (*out, *_by_split({"A1": 8_902, "A2": 8_902, "A3": 99_112}, _CODECFAKE_SOURCE))
+
+
+CODECFAKE = _codecfake_groups()
 
 # ASVspoof 2019 LA (its README, LA protocols): train 2,580 bona fide + 22,800 spoof, dev 2,548 + 22,296,
 # eval 7,355 + 63,882.

@@ -75,9 +75,7 @@ def test_official_split_protocols_sum_their_selections():
     c = 6 * 26_456 + 145_505 + 8_902 + 8_902 + 99_112
     assert protocol_release_sizes(load_protocol("codecfake-training_co-trained")) == (
         25_380 + 740_747, 24_844 + 92_596, 71_237 + 31_779 + c)
-    # Per-corpus Codecfake counts are not published: unknown, never guessed.
-    assert protocol_release_sizes(load_protocol("cross-language_codecfake-vctk-to-aishell3")) == (None, None, None)
-    # ASVspoof 2021 DF per-subset counts are not recorded either.
+    # ASVspoof 2021 DF per-subset counts are not recorded: unknown, never guessed.
     assert protocol_release_sizes(load_protocol("inner-dataset_21df")) == (None, None, None)
 
 
@@ -119,7 +117,10 @@ def test_unknown_counts_and_fields_stay_unknown():
     assert selection_size(SetSpec(dataset="wavefake", corpora=["ljspeech"], labels=["bonafide"])) == 13_100
     assert selection_size(SetSpec(dataset="decro", splits=["train"], languages=["en"], labels=["spoof"])) == 17_413
     assert selection_size(SetSpec(dataset="decro", splits=["eval"], attacks=["baidu"])) is None  # attack not recorded
-    assert selection_size(SetSpec(dataset="codecfake", splits=["train"], labels=["bonafide"])) is None
+    assert selection_size(SetSpec(dataset="codecfake", splits=["train"], labels=["bonafide"])) == 105_821
+    # A1-A3: the README, the paper and the score files disagree on real/fake, so per-label stays unknown.
+    assert selection_size(SetSpec(dataset="codecfake", splits=["A1"], labels=["bonafide"])) is None
+    assert selection_size(SetSpec(dataset="codecfake", splits=["A1"])) == 8_902
 
 
 def test_data_on_disk_wins_and_mixed_sources_say_so(tmp_path):
@@ -137,3 +138,38 @@ def test_data_on_disk_wins_and_mixed_sources_say_so(tmp_path):
     nothing = protocol_sizes(protocol, {}, seed=0)
     assert (nothing.train, nothing.dev, nothing.source) == (73_920, 18_487, SIZES_RELEASE)
     assert nothing.train_bonafide == 73_920 // 7  # one gt file per training id
+
+
+# Codecfake per corpus (paper Fig. 3 statistics): train VCTK 35,433 / AISHELL-3 70,388 utterances x (real + F01-F06),
+# dev 4,358 / 8,870 x 7; C1-C6 = eval reals 4,451 / 8,777 + one codec copy each; C7 = the same reals + 44,242 /
+# 88,035 DAC copies.
+_C_VCTK, _C_AISHELL3 = 6 * 2 * 4_451 + 4_451 + 44_242, 6 * 2 * 8_777 + 8_777 + 88_035
+
+
+@pytest.mark.parametrize("name, expected, train_bona", [
+    ("cross-language_codecfake-vctk-to-aishell3", (7 * 35_433, 7 * 4_358, _C_AISHELL3), 35_433),
+    ("cross-language_codecfake-aishell3-to-vctk", (7 * 70_388, 7 * 8_870, _C_VCTK), 70_388),
+])
+def test_codecfake_cross_language_is_priced_per_corpus(name, expected, train_bona):
+    protocol = load_protocol(name)
+    assert protocol_release_sizes(protocol) == expected
+    sizes = protocol_sizes(protocol, {}, seed=0)  # nothing downloaded: the dry run prices from the release
+    assert (sizes.train, sizes.dev, sizes.test, sizes.source) == (*expected, SIZES_RELEASE)
+    assert sizes.train_bonafide == train_bona
+
+
+def test_codecfake_corpora_add_up_to_the_readme_file_counts():
+    from benchmark.protocols import SetSpec
+    from benchmark.release_sizes import selection_size
+
+    readme = {"train": 740_747, "dev": 92_596, **{f"C{i}": 26_456 for i in range(1, 7)}, "C7": 145_505}
+    for split, files in readme.items():
+        per_corpus = [selection_size(SetSpec(dataset="codecfake", splits=[split], corpora=[c]))
+                      for c in ("vctk", "aishell3")]
+        assert sum(per_corpus) == files, split
+    # Every C1-C6 set pairs each evaluation real with one fake (the official score files' rows).
+    assert selection_size(SetSpec(dataset="codecfake", splits=["C3"], corpora=["vctk"], labels=["spoof"])) == 4_451
+    assert selection_size(SetSpec(dataset="codecfake", splits=["C7"], languages=["zh"], labels=["spoof"])) == 88_035
+    # Training fakes carry the codec they came from (attack C<k> for F0<k>), one copy per utterance; an attack
+    # filter is spoof-side, so every real clip stays.
+    assert selection_size(SetSpec(dataset="codecfake", splits=["train"], attacks=["C2"])) == 2 * 105_821
