@@ -18,10 +18,7 @@ from benchmark.data.readers.base import (
     DATASETS,
     DatasetItem,
     DatasetReader,
-    list_files,
     parse_key,
-    read_rows,
-    require_audio,
 )
 from codecfake_build.schema import BONAFIDE
 
@@ -50,14 +47,8 @@ class ASVspoof2019LA(DatasetReader):
         items = []
         for split in SPLIT_FILES:
             protocol = self.protocol_path(split)
-            if not protocol.is_file():
-                raise self.missing(protocol, f"the {split} protocol")
-            folder = self.root / f"ASVspoof2019_LA_{split}" / "flac"
-            if not folder.is_dir():
-                raise self.missing(folder, f"the {split} audio folder")
-            audio = list_files(folder, (".flac",))
-            rows = read_rows(protocol, 5)
-            require_audio(self, protocol, (t[1] for _, t in rows), audio, folder)
+            rows, audio = self.protocol_rows(protocol, self.root / f"ASVspoof2019_LA_{split}" / "flac", split,
+                                             extensions=(".flac",), min_columns=5, name_column=1)
             for lineno, (speaker, name, _, system, key, *_) in rows:
                 label = parse_key(key, f"{protocol}:{lineno}")
                 attack = BONAFIDE_CONDITION if label == BONAFIDE else system

@@ -118,6 +118,23 @@ class DatasetReader(ABC):
             f"Fix: get the full dataset from {self.url}"
         )
 
+    def protocol_rows(self, protocol: Path, folder: Path, what: str, *, extensions: Sequence[str],
+                      min_columns: int, name_column: int, by_file_name: bool = False,
+                      ) -> tuple[list[tuple[int, list[str]]], dict[str, Path]]:
+        """The rows of one protocol file and its audio folder's files (stem, or file name with
+        ``by_file_name``, -> path), after the one-line checks every such reader needs: the protocol and
+        the folder exist and every row's file (column ``name_column``) is there."""
+        if not protocol.is_file():
+            raise self.missing(protocol, f"the {what} protocol")
+        if not folder.is_dir():
+            raise self.missing(folder, f"the {what} audio folder")
+        audio = list_files(folder, extensions)
+        if by_file_name:
+            audio = {p.name: p for p in audio.values()}
+        rows = read_rows(protocol, min_columns)
+        require_audio(self, protocol, (t[name_column] for _, t in rows), audio, folder)
+        return rows, audio
+
     @abstractmethod
     def _read(self) -> list[DatasetItem]:
         """All items of the dataset (any order)."""

@@ -25,10 +25,7 @@ from benchmark.data.readers.base import (
     UNKNOWN,
     DatasetItem,
     DatasetReader,
-    list_files,
     parse_key,
-    read_rows,
-    require_audio,
 )
 from codecfake_build.schema import BONAFIDE
 
@@ -71,13 +68,10 @@ class Codecfake(DatasetReader):
             raise self.missing(label_dir / "train.txt", "the label files")
         items = []
         for split in present:
+            rows, audio = self.protocol_rows(label_dir / f"{split}.txt", self.audio_folder(split), split,
+                                             extensions=(".wav", ".flac"), min_columns=2, name_column=0,
+                                             by_file_name=True)
             protocol = label_dir / f"{split}.txt"
-            folder = self.audio_folder(split)
-            if not folder.is_dir():
-                raise self.missing(folder, f"the {split} audio folder")
-            audio = {p.name: p for p in list_files(folder, (".wav", ".flac")).values()}
-            rows = read_rows(protocol, 2)
-            require_audio(self, protocol, (t[0] for _, t in rows), audio, folder)
             for lineno, (name, key, *rest) in rows:
                 label = parse_key(key, f"{protocol}:{lineno}")
                 kind = rest[0] if rest else ""

@@ -21,10 +21,7 @@ from benchmark.data.readers.base import (
     UNKNOWN,
     DatasetItem,
     DatasetReader,
-    list_files,
     parse_key,
-    read_rows,
-    require_audio,
 )
 from codecfake_build.schema import BONAFIDE
 
@@ -50,14 +47,8 @@ class DECRO(DatasetReader):
         for prefix, language in LANGUAGES.items():
             for split in SPLITS:
                 protocol = self.root / f"{prefix}_{split}.txt"
-                if not protocol.is_file():
-                    raise self.missing(protocol, f"the {prefix}_{split} protocol")
-                folder = self.root / f"{prefix}_{split}"
-                if not folder.is_dir():
-                    raise self.missing(folder, f"the {prefix}_{split} audio folder")
-                audio = list_files(folder, (".wav", ".flac"))
-                rows = read_rows(protocol, 5)
-                require_audio(self, protocol, (t[1] for _, t in rows), audio, folder)
+                rows, audio = self.protocol_rows(protocol, self.root / f"{prefix}_{split}", f"{prefix}_{split}",
+                                                 extensions=(".wav", ".flac"), min_columns=5, name_column=1)
                 for lineno, (speaker, name, _, system, key, *_) in rows:
                     label = parse_key(key, f"{protocol}:{lineno}")
                     if label == BONAFIDE:
