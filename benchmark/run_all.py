@@ -108,8 +108,8 @@ def dry_run_table(experiments: list[Experiment], roots: Mapping[str, Any], out: 
     lines.append(f"- {unknown} of unknown cost ('?': training size or training rate unknown)")
     lines.append("Sizes: 'disk' = counted in the data on disk; 'release' = the datasets' official release sizes "
                  "(benchmark/release_sizes.py, sources cited there) cut by the protocol's split rule; "
-                 "'disk+release' = some datasets each way; '?' = neither (e.g. a per-corpus or per-subset count "
-                 "no release publishes). Data on disk always wins.")
+                 "'disk+release' = some datasets each way; '?' = neither (e.g. ASVspoof 2021 DF per subset, "
+                 "a count no release publishes). Data on disk always wins.")
     if measured is not None:
         lines.append(f"Rates: {measured.path} ({measured.label}); recipes it lacks use their cost: entry")
     else:
