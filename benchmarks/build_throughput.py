@@ -40,8 +40,8 @@ DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "spee
 
 EPILOG = """\
 examples:
-  # the committed CPU run: 12 LJSpeech clips from ../shared, mp3 (a cheap, "GPU-like" codec), 1 worker
-  python benchmarks/build_throughput.py --clips 12 --workers 1
+  # the committed CPU run: all 32 LJSpeech clips of ../shared, mp3 (a cheap, "GPU-like" codec), 1 worker
+  python benchmarks/build_throughput.py --clips 33 --workers 1 --repeats 2
 
   # a GPU server: a random-init torch codec on CUDA beside mp3, the default worker count
   python benchmarks/build_throughput.py --codec mp3@32kbps,encodec --random-init encodec --device cuda --clips 200
@@ -145,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         "commit": commit, "codecfake_build_dirty": dirty, "python": platform.python_version(),
         "device": device, "build_device": args.device, "usable_cores": usable_cores(),
         "load_avg_1min": {"before": load_before, "after": load_after},
-        "corpora": [[k, r] for k, r in corpora], "clips": args.clips, "rows": report["rows"],
+        # "clips" is the --limit asked for; "sources" what the corpora held (fewer when they are smaller).
+        "corpora": [[k, r] for k, r in corpora], "clips": args.clips, "sources": report["bonafide"],
+        "rows": report["rows"],
         "codecs": args.codec, "random_init": sorted(names), "quality": quality, "shard_size": args.shard_size,
         "workers_on": workers, "repeats": args.repeats,
         "seconds": {mode: [round(t, 3) for t in ts] for mode, ts in times.items()},
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         "best_on_s": round(best_on, 3), "speedup_prefetch_only_over_off": round(best_off / best_prefetch, 3),
         "speedup_on_over_off": round(best_off / best_on, 3), "identical_output": identical,
     }
-    print(f"{device}: {report['rows']} rows ({args.clips} sources, {args.codec}); "
+    print(f"{device}: {report['rows']} rows ({report['bonafide']} sources, {args.codec}); "
           f"off {best_off:.2f} s, prefetch only {best_prefetch:.2f} s ({best_off / best_prefetch:.2f}x), "
           f"on ({workers} workers + prefetch) {best_on:.2f} s: {best_off / best_on:.2f}x; "
           f"build-process CPU off {min(cpu['off']):.2f} s, on {min(cpu['on']):.2f} s; "
