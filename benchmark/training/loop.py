@@ -53,6 +53,7 @@ from benchmark.training.checkpoint import (
     epoch_path,
     load_checkpoint,
     prune_epoch_checkpoints,
+    remove_stale_temp_files,
     restore_rng,
 )
 from benchmark.training.config import ConfigError, TrainConfig
@@ -246,6 +247,10 @@ def train(
     ckpt_dir.mkdir(parents=True, exist_ok=True)
 
     dist_env = DistEnv.from_env()
+    if dist_env.main:
+        for folder in (out_dir, ckpt_dir):
+            for stale in remove_stale_temp_files(folder):
+                log.info("removed %s, left by a killed write", stale)
     try:
         device = resolve_device(config.device)
     except TrainingError as exc:
@@ -350,7 +355,7 @@ def train(
         log.info("resuming %s after epoch %d", out_dir, state.epoch)
     if dist_env.main:
         atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
-    board = _tensorboard(out_dir, config.tensorboard and dist_env.main)
+    board = _tensorboard(out_dir, config.tensorboard and dist_env.main, first_epoch=state.epoch + 1)
 
     def checkpoint(epoch: int, improved: bool) -> None:
         payload = {
@@ -367,9 +372,11 @@ def train(
         }
         path = epoch_path(ckpt_dir, epoch)
         atomic_save(payload, path)
-        atomic_copy(path, last_path)
+        # best.pt before last.pt: once last.pt says "epoch done" a resume never redoes the epoch,
+        # so a kill between the two copies must not leave best.pt an epoch behind.
         if improved:
             atomic_copy(path, ckpt_dir / "best.pt")
+        atomic_copy(path, last_path)
         prune_epoch_checkpoints(ckpt_dir, config.keep_epoch_checkpoints)
         _write_log(out_dir / "train_log.csv", state.history)
 
@@ -418,11 +425,13 @@ def train(
                    "seconds": time.perf_counter() - t0, "dev_threshold": float(threshold),
                    **{f"train_{k}": v for k, v in loss_parts.items()}}
             state.history.append(row)
-            checkpoint(epoch, improved)
+            # Events before the checkpoint: a kill in between leaves this epoch's events without
+            # its checkpoint, and the resumed writer's purge_step hides them when it is redone.
             if board is not None:
                 for key in ("train_loss", "dev_loss", "dev_eer", "dev_auc", "lr", *(f"train_{k}" for k in loss_parts)):
                     board.add_scalar(key, row[key], epoch)
                 board.flush()
+            checkpoint(epoch, improved)
             epochs_bar.set_postfix(loss=f"{train_loss:.4f}", dev_eer=f"{100 * eer:.2f}%",
                                    best=f"{100 * state.best_eer:.2f}%@{state.best_epoch}")
             log.info("epoch %d: train_loss %.4f dev_eer %.4f dev_auc %.4f", epoch, train_loss, eer, dev_auc)
@@ -488,7 +497,10 @@ def train(
     return summary
 
 
-def _tensorboard(out_dir: Path, wanted: bool) -> Any:
+def _tensorboard(out_dir: Path, wanted: bool, first_epoch: int = 1) -> Any:
+    """The run's TensorBoard writer.  A resumed run (after kill -9, say) appends a new events
+    file; ``purge_step`` tells TensorBoard to drop the old files' events from ``first_epoch``
+    on, so an epoch logged but not checkpointed before the crash is not shown twice."""
     if not wanted:
         return None
     try:
@@ -497,7 +509,7 @@ def _tensorboard(out_dir: Path, wanted: bool) -> Any:
         log.warning("tensorboard is not installed: logging to train_log.csv only. "
                     "Fix: pip install tensorboard, or set tensorboard: false")
         return None
-    return SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+    return SummaryWriter(log_dir=str(out_dir / "tensorboard"), purge_step=first_epoch)
 
 
 def _broadcast_state(state: _State) -> _State:
@@ -559,19 +571,35 @@ def _train_epoch(
     n_batches = len(loader)
     bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress, dynamic_ncols=True)
     optimizer.zero_grad(set_to_none=True)
+    ddp = hasattr(model, "no_sync")
+    replay = None  # DDP: this rank's last decodable batch, the stand-in for an all-skipped one
     for step, batch in enumerate(bar):
         _note_skipped(batch.skipped, skipped)
-        if len(batch) == 0:
+        stand_in = len(batch) == 0
+        if stand_in and not ddp:
             _empty_batch(model, optimizer, scheduler, scaler, sam, step, n_batches, grad_accum, epoch)
             continue
-        wave = batch.wave.to(device, non_blocking=True)
-        target = batch.target.to(device, non_blocking=True)
+        if stand_in:
+            # The other ranks wait in this step's all-reduce (and DDP's forward-time collectives),
+            # so this rank still runs a forward/backward, on a batch it has seen, with the loss
+            # times zero: it adds nothing to the averaged gradient and leaves BatchNorm as it was.
+            batch = replay
+        elif ddp:
+            replay = batch
+        wave = None if batch is None else batch.wave.to(device, non_blocking=True)
+        target = None if batch is None else batch.target.to(device, non_blocking=True)
 
         def compute() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            if stand_in:
+                return _zero_loss(model, criterion, batch, wave, target, device, amp_dtype, own_loss)
             return _loss(model, criterion, batch, wave, target, device, amp_dtype, own_loss)
 
+        # A stand-in pass leaves BatchNorm's running statistics as they were (restored after its
+        # backward: batch_norm's backward reads the buffers, so they may not change before it).
+        keep_bn = frozen_bn_stats(model) if stand_in else nullcontext()
         if sam is not None:
-            loss, parts = _sam_step(model, sam, compute, scaler, epoch, step)
+            with keep_bn:
+                loss, parts = _sam_step(model, sam, compute, scaler, epoch, step)
             if scheduler is not None:
                 scheduler.step()
         else:
@@ -580,7 +608,7 @@ def _train_epoch(
             group, boundary = _accumulation_group(step, grad_accum, n_batches)
             # DDP all-reduces on every backward unless told not to; between steps that is wasted traffic.
             sync = model.no_sync() if (not boundary and hasattr(model, "no_sync")) else nullcontext()
-            with sync:
+            with sync, keep_bn:
                 loss, parts = compute()
                 _check_finite(loss, scaler, epoch, step, "")
                 scaler.scale(loss / group).backward()
@@ -590,6 +618,8 @@ def _train_epoch(
                 optimizer.zero_grad(set_to_none=True)
                 if scheduler is not None:
                     scheduler.step()
+        if stand_in:
+            continue
         total += loss.item() * len(batch)
         for name, value in parts.items():
             part_sums[name] = part_sums.get(name, 0.0) + float(value) * len(batch)
@@ -618,11 +648,9 @@ def _note_skipped(new: dict[str, str], seen: dict[str, str]) -> None:
 
 def _empty_batch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: torch.amp.GradScaler,
                  sam: SAM | None, step: int, n_batches: int, grad_accum: int, epoch: int) -> None:
-    """A batch whose every item failed to decode: no forward pass, but the optimizer step that
-    closes an accumulation group and the LR schedule go on, so the run stays on its schedule."""
-    if hasattr(model, "no_sync"):  # DDP: the other ranks would wait forever in this step's all-reduce
-        raise TrainingError(f"epoch {epoch}, step {step + 1}: every item of this rank's batch failed to decode, "
-                            "which would stall the other ranks. Fix: repair or remove the files logged above")
+    """A batch whose every item failed to decode (single process; under DDP ``_zero_loss``
+    stands in): no forward pass, but the optimizer step that closes an accumulation group and
+    the LR schedule go on, so the run stays on its schedule."""
     if sam is not None or _accumulation_group(step, grad_accum, n_batches)[1]:
         if sam is None and any(p.grad is not None for g in optimizer.param_groups for p in g["params"]):
             scaler.step(optimizer)
@@ -630,6 +658,24 @@ def _empty_batch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: 
             optimizer.zero_grad(set_to_none=True)
         if scheduler is not None:
             scheduler.step()
+
+
+def _zero_loss(model: nn.Module, criterion: nn.Module, batch: Any, wave: torch.Tensor | None,
+               target: torch.Tensor | None, device: torch.device, amp_dtype: str | None,
+               own_loss: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """A zero loss that still runs the (DDP) model forward and backward, for a rank whose
+    batch was all skipped: the replayed ``batch`` keeps the forward finite (zero times a
+    finite gradient is exactly zero); before any batch decoded, quiet noise through the
+    scoring head stands in."""
+    if batch is not None:
+        loss, _ = _loss(model, criterion, batch, wave, target, device, amp_dtype, own_loss)
+    else:
+        inner = getattr(model, "module", model)
+        length = getattr(inner, "num_samples", None) or 16000
+        noise = 1e-3 * torch.randn(1, length, generator=torch.Generator().manual_seed(0))
+        with autocast_for(device, amp_dtype is not None, amp_dtype):
+            loss = model(noise.to(device)).float().sum()
+    return loss * 0.0, {}
 
 
 def _gather_skipped(mine: dict[str, str]) -> dict[str, str]:
