@@ -76,10 +76,46 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--bootstrap-seed", type=int, default=0, metavar="SEED",
                    help="seed of the bootstrap resamples: the same seed gives the same CI (default 0)")
 
-    t = sub.add_parser("train", help="train a detector from a YAML config",
-                       description="Train with checkpoints every epoch; rerunning resumes from last.pt.")
-    t.add_argument("--config", required=True, type=Path, help="YAML file, e.g. configs/demo_lcnn.yaml")
-    t.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run")
+    t = sub.add_parser(
+        "train", help="train a detector from a YAML config", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Train one detector from a YAML config, with a checkpoint after every epoch.
+
+The YAML (a full, commented example: configs/demo_lcnn.yaml; every key is
+checked, a typo is one line naming the file and the key) holds:
+  data:            dataset (a folder built by python -m codecfake_build),
+                   train_split, dev_split, optional codecs/languages/corpora filters
+  model:           name (see python -m benchmark models) and kwargs
+  optim:           epochs, batch_size, lr, weight_decay, class_weights, scheduler
+                   (cosine/step), grad_accum, sampling, sam, num_workers
+  early_stopping:  patience and the dev metric it watches (on: dev_eer, dev_auc, dev_loss)
+  seed, device (auto/cpu/cuda), amp (false, fp16, bf16), tensorboard, out_dir
+
+Outputs, all under out_dir:
+  checkpoints/last.pt, best.pt (best dev epoch), epoch_NNN.pt (keep_epoch_checkpoints: N keeps the last N)
+  train_log.csv        one row per epoch: train_loss, dev_loss, dev_eer, dev_auc, lr, seconds
+  train_summary.json   best epoch and dev EER, class counts, skipped (undecodable) files
+  config.yaml          the config as trained;  tensorboard/  event files (tensorboard --logdir out_dir)
+
+Resume: rerun the same command.  Training continues after the last finished
+epoch in last.pt and ends with the same weights as an uninterrupted run, also
+after kill -9 (every file is written atomically).  A finished
+run trains nothing more; raise optim.epochs to extend it.  --no-resume refuses
+an out_dir that already holds a run (choose a new out_dir to start over).
+
+Mixed precision: amp: bf16 or fp16 in the YAML (CUDA only; ignored on CPU).
+Several GPUs (DDP, one process per GPU; gloo on CPU): launch through torchrun,
+  torchrun --nproc_per_node N -m benchmark train --config CONFIG.yaml
+optim.batch_size is per process (effective batch = batch_size x grad_accum x N);
+rank 0 scores the dev set and writes every file.""",
+        epilog="""\
+examples:
+  python -m benchmark train --config configs/demo_lcnn.yaml     # rerun the same line to resume
+  torchrun --nproc_per_node 2 -m benchmark train --config configs/demo_lcnn.yaml
+  python -m benchmark train --config my.yaml --no-resume        # fail if out_dir already holds a run""")
+    t.add_argument("--config", required=True, type=Path, help="training YAML, e.g. configs/demo_lcnn.yaml")
+    t.add_argument("--no-resume", action="store_true",
+                   help="refuse to continue a run already in out_dir (default: rerunning resumes it)")
 
     m = sub.add_parser("models", help="list registered detectors and their parameter counts",
                        description="List every registered detector with its parameter count, built on the meta "
