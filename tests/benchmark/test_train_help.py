@@ -45,7 +45,7 @@ def test_help_explains_resume_outputs_amp_and_ddp(help_text):
 def test_every_key_the_help_names_exists_in_the_config():
     from benchmark.training.config import TrainConfig
 
-    cfg = TrainConfig.from_dict({"data": {"dataset": "x"}, "model": {"name": "lcnn"}})
+    cfg = TrainConfig.from_dict({"data": {"dataset": "x"}, "model": {"name": "lcnn"}, "out_dir": "y"})
     assert {"data", "model", "optim", "early_stopping", "seed", "device", "amp", "tensorboard", "out_dir",
             "keep_epoch_checkpoints"} <= set(vars(cfg))
     assert {"dataset", "train_split", "dev_split", "codecs", "languages", "corpora"} <= set(vars(cfg.data))
