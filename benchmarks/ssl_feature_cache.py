@@ -1,12 +1,12 @@
 """How much the frozen-SSL feature cache saves: epoch 1 computes XLS-R features and
 writes the cache, later epochs read it.  Prints the epoch-1 / epoch-2 time ratio
-(goal >= 10x) and writes benchmarks/results/ssl_feature_cache-<device>.json.
+(goal >= 10x) and writes benchmarks/results/ssl_feature_cache-<device>.json (or --json PATH).
 
 The SSL model has XLS-R 300M's shape (1024 wide, 16 heads, 4096 FFN, the real
 conv stack) with random weights, cut to hidden_states[5] like Codecfake's
 front-end, so no download is needed; timing does not depend on the weight values.
 
-    python benchmarks/ssl_feature_cache.py [--items 16] [--batch 4] [--device auto]
+    python benchmarks/ssl_feature_cache.py [--items 16] [--batch 4] [--device auto] [--json PATH]
 """
 
 from __future__ import annotations
@@ -49,11 +49,15 @@ def epoch(fe: SSLFrontend, waves: torch.Tensor, batch: int, device: torch.device
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--items", type=int, default=16)
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--layer", type=int, default=5)
-    ap.add_argument("--device", default="auto")
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    ap.add_argument("--items", type=int, default=16, help="clips of 64,600 samples per epoch (default 16)")
+    ap.add_argument("--batch", type=int, default=4, help="clips per forward pass (default 4)")
+    ap.add_argument("--layer", type=int, default=5,
+                    help="hidden state read, as Codecfake's hidden_states[5] (default 5; the model is cut above it)")
+    ap.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N")
+    # Without it a smoke run would overwrite the committed benchmarks/results file of this machine.
+    ap.add_argument("--json", type=Path, default=None,
+                    help="result file (default: benchmarks/results/ssl_feature_cache-<device>.json)")
     args = ap.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
@@ -79,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         "goal": ">= 10x",
     }
     print(json.dumps(result, indent=2))
-    write_results(result, "ssl_feature_cache", result["device"])
+    path = write_results(result, "ssl_feature_cache", result["device"], args.json)
+    print(f"wrote {path}")
     print(f"epoch 1 {first:.2f} s, epoch 2 {second:.3f} s: {first / second:.0f}x "
           f"({'meets' if first / second >= 10 else 'misses'} the 10x goal)")
     return 0
