@@ -3,7 +3,7 @@
 #   bash scripts/gpu_session/run.sh quick   # set-up, tests/gpu, codec throughput          (< 8 min)
 #   bash scripts/gpu_session/run.sh codecs  # set-up, codec throughput alone, longer limit  (< 9 min)
 #   bash scripts/gpu_session/run.sh part2   # set-up, train_throughput over every recipe    (< 9 min)
-#   bash scripts/gpu_session/run.sh part3   # set-up, fd_add / wavespec / ssl_feature_cache (< 6 min)
+#   bash scripts/gpu_session/run.sh part3   # set-up, fd_add / wavespec / ssl_feature_cache (< 8 min)
 #   bash scripts/gpu_session/run.sh setup   # set-up and machine facts only
 #   bash scripts/gpu_session/run.sh full    # all of it in one go (only where no 10-minute cap applies)
 # Every step runs under `timeout`, logs to its own file and is listed in $OUT/summary.txt with
