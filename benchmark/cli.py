@@ -214,8 +214,11 @@ def cmd_evaluate(args) -> int:
 
 def cmd_train(args) -> int:
     from benchmark.training import train
+    from benchmark.training.loop import DistEnv
 
     summary = train(args.config, resume=not args.no_resume)
+    if not DistEnv.from_env().main:  # under torchrun only rank 0 reports
+        return 0
     print(json.dumps({k: summary[k] for k in ("best_epoch", "best_dev_eer", "skipped_files", "out_dir") if k in summary}))
     return 0
 

@@ -9,7 +9,7 @@ import sys
 
 from benchmark.data import DataError
 from benchmark.training.config import ConfigError
-from benchmark.training.loop import TrainingError, train
+from benchmark.training.loop import DistEnv, TrainingError, train
 from codecfake_build.audio import AudioError
 from codecfake_build.registry import UnknownNameError
 
@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, TrainingError, AudioError, UnknownNameError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(summary, indent=2))
+    if DistEnv.from_env().main:  # under torchrun only rank 0 reports
+        print(json.dumps(summary, indent=2))
     return 0
 
 

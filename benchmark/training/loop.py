@@ -383,7 +383,7 @@ def train(
     # A run that stopped early stays stopped when resumed; a finished one can be extended by raising epochs.
     first_epoch = o.epochs + 1 if state.stopped_early else state.epoch + 1
     epochs_bar = tqdm(range(first_epoch, o.epochs + 1), desc="epochs", initial=state.epoch, total=o.epochs,
-                      disable=not progress, dynamic_ncols=True)
+                      disable=not (progress and dist_env.main), dynamic_ncols=True)
     for epoch in epochs_bar:
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]

@@ -52,3 +52,20 @@ def test_every_key_the_help_names_exists_in_the_config():
     assert {"epochs", "batch_size", "lr", "weight_decay", "class_weights", "scheduler", "grad_accum", "sampling",
             "sam", "num_workers"} <= set(vars(cfg.optim))
     assert {"patience", "on"} <= set(vars(cfg.early_stopping))
+
+
+@pytest.mark.parametrize("rank, printed", [("0", True), ("1", False)])
+def test_only_rank_zero_prints_the_summary_under_torchrun(rank, printed, monkeypatch, capsys):
+    import benchmark.training
+    import benchmark.training.__main__ as module_main
+
+    summary = {"best_epoch": 1, "best_dev_eer": 0.25, "skipped_files": 0, "out_dir": "x"}
+    monkeypatch.setattr(benchmark.training, "train", lambda *a, **k: summary)
+    monkeypatch.setattr(module_main, "train", lambda *a, **k: summary)
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["train", "--config", "any.yaml"]) == 0
+    assert module_main.main(["any.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert ('"best_dev_eer"' in out) is printed
+    assert out.count('"best_dev_eer"') == (2 if printed else 0)
