@@ -12,6 +12,7 @@ front-end, so no download is needed; timing does not depend on the weight values
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import json
 import sys
 import tempfile
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.codec_throughput import device_name, write_results  # noqa: E402
+from benchmarks.codec_throughput import _loadavg, device_name, git_state, write_results  # noqa: E402
 from benchmark.frontends.ssl import SSLFrontend  # noqa: E402
 
 
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
+    load_before = _loadavg()
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = xlsr_shaped(Path(tmp) / "xlsr", layers=args.layer + 1)
         fe = SSLFrontend(model_dir, layer=args.layer, cache_dir=Path(tmp) / "cache").to(device)
@@ -71,8 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         uncached = SSLFrontend(model_dir, layer=args.layer).to(device)
         recompute = epoch(uncached, waves, args.batch, device)
     second = min(later)
+    commit, _ = git_state()  # its dirty flag is about codecfake_build/, not what runs here
+    # Date, commit, torch and load as in the other benchmarks' results, so the file says what it measured.
     result = {
         "benchmark": "ssl_feature_cache",
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "commit": commit, "torch": torch.__version__,
+        "load_avg_1min": {"before": load_before, "after": _loadavg()},
         "device": device_name(str(device)),
         "items": args.items, "batch": args.batch, "layer": args.layer, "num_samples": 64600,
         "epoch1_compute_and_write_s": round(first, 4),

@@ -40,6 +40,8 @@ def test_json_flag_writes_there_and_leaves_committed_results_alone(script, tmp_p
     res = json.loads(out.read_text())
     assert res["benchmark"] == "ssl_feature_cache" and res["items"] == 1 and res["layer"] == 0
     assert res["epoch1_compute_and_write_s"] > 0 and res["epoch2_read_s"] > 0
+    for key in ("date", "commit", "torch", "load_avg_1min", "device"):
+        assert key in res
     assert f"wrote {out}" in printed
     assert _results_state() == before
 
