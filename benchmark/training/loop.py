@@ -625,6 +625,8 @@ def _train_epoch(
             part_sums[name] = part_sums.get(name, 0.0) + float(value) * len(batch)
         seen += len(batch)
         bar.set_postfix(loss=f"{total / seen:.4f}")
+    if ddp:
+        total, seen, part_sums = _sum_over_ranks(total, seen, part_sums)
     if seen == 0:
         raise TrainingError(f"epoch {epoch}: no training file could be decoded ({len(skipped)} skipped, first: "
                             f"{next(iter(skipped.items()), '-')}). Fix: repair or rebuild the training data")
@@ -676,6 +678,21 @@ def _zero_loss(model: nn.Module, criterion: nn.Module, batch: Any, wave: torch.T
         with autocast_for(device, amp_dtype is not None, amp_dtype):
             loss = model(noise.to(device)).float().sum()
     return loss * 0.0, {}
+
+
+def _sum_over_ranks(total: float, seen: int, part_sums: dict[str, float]) -> tuple[float, int, dict[str, float]]:
+    """The epoch's loss sums over every rank: the logged train loss is the mean over all items, and
+    a rank that decoded nothing all epoch goes on (or every rank stops together) instead of raising
+    alone and leaving the others in a collective."""
+    import torch.distributed as dist
+
+    everyone: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, (total, seen, part_sums))
+    parts: dict[str, float] = {}
+    for _, _, mine in everyone:
+        for name, value in mine.items():
+            parts[name] = parts.get(name, 0.0) + value
+    return sum(t for t, _, _ in everyone), sum(n for _, n, _ in everyone), parts
 
 
 def _gather_skipped(mine: dict[str, str]) -> dict[str, str]:
