@@ -43,6 +43,9 @@ _non_negative_int = _whole_number(0)
 _positive_int = _whole_number(1)
 
 
+DEVICE_HELP = "auto (cuda if available, else cpu; the default), cpu, cuda or cuda:N"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m benchmark", epilog=EPILOG,
                                 description="Train, score and evaluate audio-deepfake detectors.",
@@ -57,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, help="registered model name, see 'python -m benchmark models'")
     s.add_argument("--checkpoint", help="official state dict or our training checkpoint (.pt/.pth)")
     s.add_argument("--out", required=True, type=Path, help="output scores TSV")
-    s.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.add_argument("--batch-size", type=_positive_int, default=16, help="files per forward pass (default 16)")
 
     e = sub.add_parser("evaluate", help="EER, AUC, min DCF from score and key TSVs",
@@ -66,9 +69,13 @@ def _parser() -> argparse.ArgumentParser:
                                    "threshold, accuracy, n_bonafide, n_spoof, and eer_ci95 (the EER's "
                                    "percentile-bootstrap 95 % CI, resampling each class on its own) with "
                                    "n_bootstrap and bootstrap_seed unless --bootstrap 0.")
-    e.add_argument("--scores", required=True, type=Path)
-    e.add_argument("--keys", required=True, type=Path)
-    e.add_argument("--out", required=True, type=Path)
+    # Both files need their header line; a user writing keys.tsv by hand only learns it here.
+    e.add_argument("--scores", required=True, type=Path,
+                   help="TSV whose first line is 'filename<TAB>cm-score' (as 'score' writes it)")
+    e.add_argument("--keys", required=True, type=Path,
+                   help="TSV whose first line is 'filename<TAB>cm-label', then one "
+                        "'<filename><TAB>bonafide|spoof' per file")
+    e.add_argument("--out", required=True, type=Path, help="metrics JSON to write")
     e.add_argument("--score-type", choices=["logit", "probability", "other"], default="logit",
                    help="how to threshold accuracy: logit (score >= 0), probability (>= 0.5), other (none)")
     e.add_argument("--bootstrap", type=_non_negative_int, default=1000, metavar="N",
@@ -165,7 +172,7 @@ examples:
     r.add_argument("--aasist-weights", type=Path, help="official AASIST.pth to evaluate beside Mel-LCNN")
     r.add_argument("--epochs", type=_positive_int, default=4, help="demo training epochs (default 4)")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--device", default="auto")
+    r.add_argument("--device", default="auto", help=DEVICE_HELP)
 
     em = sub.add_parser("embed", help="dump a detector's embeddings of a dataset to .npz (for t-SNE plots)",
                         description="Run model.embed() over a dataset's items (cut as for scoring) and write "
@@ -177,7 +184,7 @@ examples:
     em.add_argument("--split", help="only this split of the dataset (default: all items)")
     em.add_argument("--condition-by", default="attack", help="item field that names each spoof condition")
     em.add_argument("--out", required=True, type=Path, help="output .npz")
-    em.add_argument("--device", default="auto")
+    em.add_argument("--device", default="auto", help=DEVICE_HELP)
     em.add_argument("--batch-size", type=_positive_int, default=16, help="items per forward pass (default 16)")
     return p
 
