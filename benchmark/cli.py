@@ -157,7 +157,9 @@ examples:
     r.add_argument("--out", type=Path, default=None, help="output folder (default runs/demo or runs/all)")
     r.add_argument("--dry-run", action="store_true", help="all: print the expanded matrix with status and cost; run nothing")
     r.add_argument("--only", metavar="PATTERN",
-                   help="all: keep experiments whose label recipe/protocol/sSEED matches this glob or contains it")
+                   help="all: keep experiments whose label recipe/protocol/sSEED matches this glob or contains it "
+                        "(a pattern with '/' from the start of a part: 'aasist/...' is not 'w2v2-aasist/...'), "
+                        "or whose group in the matrix has this name")
     r.add_argument("--data", action="append", default=[], metavar="DATASET=PATH",
                    help="all: root folder of a dataset (repeatable); names as in benchmark.data.readers")
     r.add_argument("--data-root", type=Path, help="all: folder holding one sub-folder per dataset, named as the "

@@ -171,11 +171,22 @@ class Matrix:
                         recipe, protocol = self.recipes[r], self.protocols[p]
                         exp = Experiment(recipe, protocol, seed, g.name, run_id(recipe, protocol, seed, roots))
                         # --only matches the label (recipe/protocol/seed) or the group's name.
-                        if only and not (fnmatch.fnmatchcase(exp.label, only) or only in exp.label
-                                         or fnmatch.fnmatchcase(g.name, only)):
+                        if only and not (only_matches(exp.label, only) or fnmatch.fnmatchcase(g.name, only)):
                             continue
                         out.setdefault(exp.run_id, exp)
         return list(out.values())
+
+
+def only_matches(label: str, only: str) -> bool:
+    """``--only``: a glob over the whole label, or a part of it.  A part holding '/' must start
+    where a label part starts: 'aasist/codecfake-training_co-trained/s0' names aasist's run, not
+    also w2v2-aasist's and wavlm-aasist's (which merely contain it); '19la' or 'lcnn' still match
+    anywhere."""
+    if fnmatch.fnmatchcase(label, only):
+        return True
+    if "/" not in only:
+        return only in label
+    return label.startswith(only) or f"/{only}" in label
 
 
 def _seeds(value: Any, where: str) -> tuple[int, ...]:

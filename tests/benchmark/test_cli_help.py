@@ -25,3 +25,8 @@ def test_evaluate_help_names_both_headers(capsys):
 @pytest.mark.parametrize("argv", [("score",), ("embed",), ("run",)])
 def test_device_help_says_what_auto_means(capsys, argv):
     assert "auto (cuda if available, else cpu; the default), cpu, cuda or cuda:N" in _help(capsys, *argv)
+
+
+def test_only_help_says_how_a_label_is_matched(capsys):
+    text = _help(capsys, "run")
+    assert "'aasist/...' is not 'w2v2-aasist/...'" in text and "group" in text
