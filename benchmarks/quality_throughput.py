@@ -46,7 +46,7 @@ benchmarks/results/quality_throughput-<device>.json with the device name, the
 EPILOG = """\
 examples:
   # the committed CPU run: 16 LJSpeech clips from ../shared, 2 workers
-  python benchmarks/quality_throughput.py --clips 16 --workers 2
+  python benchmarks/quality_throughput.py --clips 16 --workers 2 --repeats 3
 
   # a many-core server: the build's default worker count, more clips
   python benchmarks/quality_throughput.py --corpus vctk=/data/VCTK-Corpus-0.92 --clips 200
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--measures", default=None, metavar="pesq,stoi",
                    help="--quality measures on top of the always-on two (default pesq,stoi when installed; "
                         "'none' for the always-on ones only)")
-    p.add_argument("--repeats", type=int, default=2, help="passes per mode, alternating; the fastest counts")
+    p.add_argument("--repeats", type=int, default=2, help="passes per mode, alternating; the fastest counts (default 2)")
     p.add_argument("--json", type=Path, default=None,
                    help="where to write the results. Default: benchmarks/results/quality_throughput-<device>.json")
     return p
