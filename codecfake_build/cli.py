@@ -131,8 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--language", help="language tag for 'folder' corpora (e.g. en, cmn, ja)")
     p.add_argument("--weights", action="append", default=[], metavar="CODEC=PATH",
                    help="local weights for a codec (file or directory); repeatable")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for neural codecs (ffmpeg codecs "
-                                                   "ignore it)")
+    p.add_argument("--device", default="cpu", help="cpu (the default, also on a GPU machine), cuda or cuda:N "
+                                                   "for neural codecs (ffmpeg codecs and Lyra ignore it)")
     p.add_argument("--amp", choices=list(AMP_MODES), default="off",
                    help="reduced precision for the torch codecs, kept only where it is harmless: the first 4 "
                         "sources are re-synthesised in strict float32 and in the mode, and the mode is used only "
@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ratios", default=None, metavar="TRAIN/VAL/TEST",
                    help="train/validation/test ratios, three non-negative numbers normalised to sum to 1 "
                         "(80/10/10 = 0.8,0.1,0.1; 1/1/1 = thirds); default 80/10/10 (a preset's own otherwise)")
-    p.add_argument("--seed", type=int, default=0, help="split seed; the same seed gives the same bytes")
+    p.add_argument("--seed", type=int, default=0, help="split seed (default 0); the same seed gives the same bytes")
     p.add_argument("--shard-size", type=int, default=200,
                    help="source utterances per parquet shard (default 200); a shard is the unit a killed "
                         "build resumes from")
