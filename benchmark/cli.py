@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from codecfake_build.argparse_one_line import OneLineParser
+from codecfake_build.cli_logging import configure_cli_logging
 
 EPILOG = """\
 examples:
@@ -368,7 +369,7 @@ COMMANDS = {"embed": cmd_embed, "score": cmd_score, "evaluate": cmd_evaluate, "t
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    configure_cli_logging(logging.WARNING)
     from benchmark.data import DataError
     from benchmark.evaluate import EvaluationError
     from benchmark.training import ConfigError, TrainingError

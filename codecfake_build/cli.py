@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from codecfake_build.argparse_one_line import OneLineParser
+from codecfake_build.cli_logging import configure_cli_logging
 from codecfake_build.codecs import CODECS, CodecUnavailableError, parse_codec_list
 from codecfake_build.codecs.precision import AMP_MODES
 from codecfake_build.corpora import CORPORA, CorpusError
@@ -214,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["codecs"]:
         return codecs_main(argv[1:])
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.verbose else logging.ERROR,
-                        format="%(levelname)s %(message)s")
+    configure_cli_logging(logging.WARNING if args.verbose else logging.ERROR)
     from codecfake_build.build import DEFAULT_MAX_SECONDS, BuildConfig, build
     from codecfake_build.presets import get_preset
     from codecfake_build.quality import parse_quality_list
