@@ -138,3 +138,9 @@ def test_gpu_session_modes_exist():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     documented = set(re.search(r"run\.sh ([\w|]+)`", readme).group(1).split("|"))
     assert documented <= accepted
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "benchmarks").glob("*.py")))
+def test_every_benchmark_script_takes_json(script):
+    """benchmarks/README.md: every script writes where --json says (else over the committed result)."""
+    assert re.search(r"--json(?![\w-])", _script_help(ROOT / "benchmarks" / script))
