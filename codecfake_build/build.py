@@ -436,6 +436,16 @@ def remove_stale_files(out: Path, planned: set[str]) -> None:
         path.unlink()
 
 
+def remove_unrequested_exports(out: Path, requested: list[str]) -> None:
+    """--overwrite replaces the build, so an export of the old one that this run will not rewrite
+    (it has no --export of that kind) is removed instead of being left to describe other data."""
+    from codecfake_build.export import EXPORT_REMOVERS
+
+    for kind, remove in EXPORT_REMOVERS.items():
+        if kind not in requested and remove(out):
+            log.warning("removed %s/%s: the export of the build --overwrite replaced", out, kind)
+
+
 def _finite_or_none(x: float) -> float | None:
     return None if np.isnan(x) else float(x)
 
@@ -682,6 +692,8 @@ def build(cfg: BuildConfig) -> BuildResult:
     shards = plan(cfg, utts)
     todo = [(s, i, len(lst), sh) for s, lst in shards.items() for i, sh in enumerate(lst)]
     remove_stale_files(cfg.out, {shard_name(*t[:3]) for t in todo})
+    if cfg.overwrite:
+        remove_unrequested_exports(cfg.out, cfg.export)
     bar = tqdm(total=len(utts), unit="utt", desc="codecfake_build", disable=not cfg.progress,
                file=sys.stderr, dynamic_ncols=True)
     done = {t[:3] for t in todo if manifest.is_done(shard_name(*t[:3]))}  # checksummed once

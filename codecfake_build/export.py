@@ -116,4 +116,21 @@ def _remove_stale(root: Path, written: set[Path]) -> None:
             folder.rmdir()
 
 
+def remove_codecfake_export(out: Path) -> bool:
+    """Delete an earlier build's ``<out>/codecfake`` export (only the files and folders an export
+    writes); True if there was one.  Used by --overwrite without --export codecfake, where the
+    old export would otherwise stay beside a dataset it no longer describes."""
+    root = out / "codecfake"
+    if not root.is_dir():
+        return False
+    _remove_stale(root, set())
+    (root / "codec_map.txt").unlink(missing_ok=True)
+    for folder in (root / "label", root / "train", root / "dev", root / "test", root):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    return True
+
+
 EXPORTERS: dict[str, Callable[[Path, list[str]], Path]] = {"codecfake": export_codecfake}
+#: What --overwrite calls for each export kind the new build does not ask for.
+EXPORT_REMOVERS: dict[str, Callable[[Path], bool]] = {"codecfake": remove_codecfake_export}
