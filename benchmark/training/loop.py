@@ -349,6 +349,13 @@ def train(
         if ckpt["scaler"]:
             scaler.load_state_dict(ckpt["scaler"])
         state = _State(**ckpt["state"])
+        if state.epoch > o.epochs:
+            # Training nothing and then rewriting config.yaml with the lower count would label a
+            # model trained for state.epoch epochs as an o.epochs one (run JSONs copy the config).
+            raise TrainingError(
+                f"{last_path} has {state.epoch} epochs done, the config asks for optim.epochs {o.epochs}. "
+                f"Fix: set optim.epochs to {state.epoch} or more to resume, or choose a new out_dir"
+            )
         restore_rng(ckpt["rng"], train_loader.generator)
         if dist_env.main:
             _write_log(out_dir / "train_log.csv", state.history)  # in case the crash hit between last.pt and the log
