@@ -14,9 +14,11 @@ from pathlib import Path
 from benchmark.data import BuiltDataset
 from benchmark.models import create_model, load_weights
 from benchmark.runs import evaluate_model, write_run
-from benchmark.training import DataConfig, EarlyStoppingConfig, ModelConfig, OptimConfig, TrainConfig, resolve_device, train
+from benchmark.training import (DataConfig, EarlyStoppingConfig, ModelConfig, OptimConfig, TrainConfig, TrainingError,
+                                resolve_device, train)
 from codecfake_build.build import BuildConfig, build
 from codecfake_build.codecs import CodecUnavailableError, create_codec, parse_codec_list
+from codecfake_build.writer import OutputConflictError
 
 PROTOCOL = "demo"
 OFFLINE_CODECS = "mp3@32kbps,opus@16kbps"
@@ -56,18 +58,29 @@ def run_demo(cfg: DemoConfig) -> Path:
         say("Lyra weights not found (pass --weights soundstream-lyra=DIR to use it); using ffmpeg codecs")
     say(f"1/4 building the dataset from the embedded corpus (synthetic espeak-ng speech) with {codecs}")
     ds_dir = cfg.out / "dataset"
-    built = build(BuildConfig(corpora=[("embedded", None)], codecs=parse_codec_list(codecs), out=ds_dir,
-                              ratios=(0.6, 0.2, 0.2), seed=cfg.seed, weights=cfg.weights, progress=cfg.progress))
+    try:
+        built = build(BuildConfig(corpora=[("embedded", None)], codecs=parse_codec_list(codecs), out=ds_dir,
+                                  ratios=(0.6, 0.2, 0.2), seed=cfg.seed, weights=cfg.weights, progress=cfg.progress))
+    except OutputConflictError as err:
+        # The builder's fix names --overwrite, which `run demo` does not have.
+        problem = str(err).split(" Fix:")[0]
+        raise OutputConflictError(
+            f"{problem} Fix: rerun with the first run's --codec, --weights and --seed, choose a new --out, "
+            f"or delete {cfg.out}") from None
     say(built.summary())
 
-    say(f"2/4 training Mel-LCNN for {cfg.epochs} epochs")
+    say(f"2/4 training Mel-LCNN for {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}")
     tcfg = TrainConfig(
         data=DataConfig(dataset=str(ds_dir)), model=ModelConfig(name="lcnn"), out_dir=str(cfg.out / "train" / "lcnn"),
         optim=OptimConfig(epochs=cfg.epochs, batch_size=16, lr=1e-3, weight_decay=1e-4, class_weights="balanced",
                           num_workers=0),
         early_stopping=EarlyStoppingConfig(patience=3), seed=cfg.seed, device=cfg.device,  # type: ignore[arg-type]
     )
-    train(tcfg, progress=cfg.progress)
+    try:
+        train(tcfg, progress=cfg.progress)
+    except TrainingError as err:
+        # The trainer speaks of its config keys; here they are flags.
+        raise TrainingError(f"{err} (run demo: optim.epochs is --epochs, out_dir is {tcfg.out_dir})") from None
     device = str(resolve_device(cfg.device))
 
     say("3/4 evaluating on the test split")
