@@ -319,6 +319,12 @@ def cmd_run_all(args) -> int:
 
 
 def cmd_run(args) -> int:
+    if args.device != "auto":
+        # Up front: the demo would build its dataset, and run all walk its matrix, before training
+        # found out that this machine has no such device.
+        from codecfake_build.cli import check_device
+
+        check_device(args.device)
     if args.experiment == "all":
         return cmd_run_all(args)
     from benchmark.runner import DemoConfig, run_demo

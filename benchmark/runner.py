@@ -80,7 +80,8 @@ def run_demo(cfg: DemoConfig) -> Path:
         train(tcfg, progress=cfg.progress)
     except TrainingError as err:
         # The trainer speaks of its config keys; here they are flags.
-        raise TrainingError(f"{err} (run demo: optim.epochs is --epochs, out_dir is {tcfg.out_dir})") from None
+        raise TrainingError(f"{err} (run demo sets optim.epochs from --epochs and device from --device; "
+                            f"its out_dir is {tcfg.out_dir})") from None
     device = str(resolve_device(cfg.device))
 
     say("3/4 evaluating on the test split")

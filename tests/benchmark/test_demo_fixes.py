@@ -39,5 +39,19 @@ def test_training_refusal_says_which_demo_flag(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(runner, "train", refuse)
     with pytest.raises(TrainingError) as err:
         run_demo(DemoConfig(out=tmp_path, codecs="mp3@32kbps", epochs=2, progress=False))
-    assert "optim.epochs is --epochs" in str(err.value) and "4 epochs done" in str(err.value)
+    assert "optim.epochs from --epochs" in str(err.value) and "4 epochs done" in str(err.value)
     assert "training Mel-LCNN for 2 epochs" in capsys.readouterr().out
+
+
+def test_run_with_a_device_this_machine_lacks_fails_before_any_work(tmp_path, capsys):
+    import torch
+
+    from benchmark.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    for experiment in ("demo", "all"):
+        assert main(["run", experiment, "--device", "cuda", "--out", str(tmp_path / experiment)]) == 2
+        err = capsys.readouterr().err
+        assert "--device cuda" in err and "Fix:" in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / experiment).exists()
