@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-shot set-up for a fresh machine: system packages, .venv, torch, the project.
-#   bash scripts/setup.sh                 # CPU machine (torch 2.13.0 CPU wheel)
+#   bash scripts/setup.sh                 # torch 2.13.0: the CPU wheel where no NVIDIA driver is found
 #   TORCH_SPEC="torch==2.13.0" TORCH_INDEX=https://download.pytorch.org/whl/cu128 bash scripts/setup.sh   # CUDA
 # Safe to rerun: every step is skipped or a no-op when already done.
 set -euo pipefail
@@ -23,6 +23,12 @@ PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 
 # torch first, pinned, so that no other requirement pulls a CUDA build by accident.
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+# PyPI's Linux torch is the CUDA build (gigabytes of CUDA libraries); a machine without an NVIDIA
+# driver gets PyTorch's CPU index instead, when it can reach it (offline mirrors keep plain pip).
+if [ -z "${TORCH_INDEX:-}" ] && ! command -v nvidia-smi >/dev/null 2>&1 \
+   && .venv/bin/python -c "import socket; socket.getaddrinfo('download.pytorch.org', 443)" >/dev/null 2>&1; then
+  TORCH_INDEX=https://download.pytorch.org/whl/cpu
+fi
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   echo "[setup] installing $TORCH_SPEC"
   if [ -n "${TORCH_INDEX:-}" ]; then "${PIP[@]}" "$TORCH_SPEC" --index-url "$TORCH_INDEX"; else "${PIP[@]}" "$TORCH_SPEC"; fi
