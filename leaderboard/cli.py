@@ -104,9 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except NotADirectoryError as e:
+    except NotADirectoryError as e:  # a bad argument, as in the other CLIs (no runs found stays 1)
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 2
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{result.n_runs} run(s), {result.n_protocols} protocol(s)")

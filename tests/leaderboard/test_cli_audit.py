@@ -51,3 +51,10 @@ def test_different_seeds_and_commits_are_stated(tmp_path):
     assert "| lcnn | tr | 0, 1 | 4.00 ± 1.41 † |" in md
     assert "| aasist | tr | 2 | 1.00 |" in md
     assert "lcnn / tr → te: 1111111111 (seed 0), 2222222222 (seed 1)" in md
+
+
+def test_a_missing_runs_folder_is_a_usage_error(tmp_path, capsys):
+    assert _build(tmp_path / "nowhere", tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "nowhere" in err[0]
+    assert not (tmp_path / "out").exists()
