@@ -244,7 +244,6 @@ def train(
             f"{out_dir} already holds a training run ({last_path}). "
             "Fix: resume it, choose a new out_dir, or delete the old one"
         )
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
 
     dist_env = DistEnv.from_env()
     if dist_env.main:
@@ -282,6 +281,7 @@ def train(
         dev_src = BuiltDataset(d.dataset, d.dev_split, **filters)
     counts = _check_classes(train_src.labels, "training", d.train_split)
     _check_classes(dev_src.labels, "dev", d.dev_split)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)  # only now: a config whose data is missing leaves no run folder
 
     _fill_systems(config, train_src)
     try:

@@ -277,6 +277,15 @@ def test_cli_runs_a_yaml_and_reports_config_errors_in_one_line(built, cache, tmp
     assert err.count("\n") == 0 and "unknown key 'optim.epochz'" in err and str(path) in err
 
 
+def test_missing_training_data_leaves_no_run_folder(cache, tmp_path):
+    from benchmark.data import DataError
+
+    out = tmp_path / "run"
+    with pytest.raises(DataError):
+        train(make_config(tmp_path / "no-such-dataset", cache, out, epochs=1), progress=False)
+    assert not out.exists()
+
+
 # --- accumulation, schedulers, AUC stopping, oversampling, TensorBoard, DDP -----------------------
 
 
