@@ -675,7 +675,7 @@ def _zero_loss(model: nn.Module, criterion: nn.Module, batch: Any, wave: torch.T
     """A zero loss that still runs the (DDP) model forward and backward, for a rank whose
     batch was all skipped: the replayed ``batch`` keeps the forward finite (zero times a
     finite gradient is exactly zero); before any batch decoded, quiet noise through the
-    scoring head stands in."""
+    scoring forward stands in, with every trainable parameter added to the (zeroed) loss."""
     if batch is not None:
         loss, _ = _loss(model, criterion, batch, wave, target, device, amp_dtype, own_loss)
     else:
@@ -684,6 +684,9 @@ def _zero_loss(model: nn.Module, criterion: nn.Module, batch: Any, wave: torch.T
         noise = 1e-3 * torch.randn(1, length, generator=torch.Generator().manual_seed(0))
         with autocast_for(device, amp_dtype is not None, amp_dtype):
             loss = model(noise.to(device)).float().sum()
+        # Every trainable parameter joins the backward: the scoring forward alone leaves out heads that
+        # only a model's own loss uses, whose missing gradients DDP (without find_unused) would reject.
+        loss = loss + sum(p.float().sum() for p in model.parameters() if p.requires_grad)
     return loss * 0.0, {}
 
 

@@ -54,8 +54,10 @@ def _all_of_rank1(rank0: list[list[int]], rank1: list[list[int]]) -> list[int]:
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("choose", [_first_batch_of_rank1_and_third_of_rank0, _all_of_rank1])
-def test_ddp_rank_with_an_all_skipped_batch_stays_in_step(tmp_path, choose):
+@pytest.mark.parametrize("choose, model", [(_first_batch_of_rank1_and_third_of_rank0, "lcnn-ddp-test"),
+                                           (_all_of_rank1, "lcnn-ddp-test"),
+                                           (_first_batch_of_rank1_and_third_of_rank0, "own-loss-ddp-test")])
+def test_ddp_rank_with_an_all_skipped_batch_stays_in_step(tmp_path, choose, model):
     data = write_built_dataset(tmp_path / "ds", {"train": 32, "validation": 16})
     cache = tmp_path / "hf"
     rank1, rank0 = _epoch_one_batches(data, cache, 1), _epoch_one_batches(data, cache, 0)
@@ -69,7 +71,7 @@ def test_ddp_rank_with_an_all_skipped_batch_stays_in_step(tmp_path, choose):
 
     out = tmp_path / "out"
     raw = {"data": {"dataset": str(data), "cache_dir": str(cache)},
-           "model": {"name": "lcnn-ddp-test", "kwargs": {}},
+           "model": {"name": model, "kwargs": {}},
            "optim": {"epochs": 2, "batch_size": BATCH, "lr": 3e-3, "num_workers": 0},
            "seed": SEED, "device": "cpu", "tensorboard": False, "out_dir": str(out)}
     cfg = tmp_path / "ddp.yaml"
