@@ -10,7 +10,6 @@ import torch
 from benchmark.data import BuiltDataset, make_loader
 from benchmark.data.cotrain import CoTrainBatchSampler, domain_slots
 from benchmark.training import TrainingError, train
-from tests.benchmark.test_data import write_built_dataset
 from tests.benchmark.test_training import _weights, make_config
 
 
@@ -75,14 +74,6 @@ def test_ranks_split_the_global_batches():
 # --- wired into the loader and the trainer (optim.sampling: cotrain) ----------------------------------
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    return write_built_dataset(tmp_path_factory.mktemp("built"), {"train": 32, "validation": 16})
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("hfcache")
 
 
 class TaggedSource:

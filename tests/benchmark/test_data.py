@@ -95,10 +95,6 @@ def built(tmp_path_factory) -> Path:
     return write_built_dataset(tmp_path_factory.mktemp("built"))
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("hfcache")
-
 
 # --- built datasets -------------------------------------------------------------------------------
 

@@ -17,7 +17,6 @@ from benchmark.models import MODELS, load_weights
 from benchmark.models.base import Detector
 from benchmark.training.config import load_yaml_text
 from benchmark.training import LOG_COLUMNS, ConfigError, TrainConfig, TrainingError, score_loader, train
-from tests.benchmark.test_data import write_built_dataset
 
 TINY = "tiny-training-test"
 
@@ -38,14 +37,6 @@ class TinyDetector(Detector):
         return self.head(self.drop(torch.log1p(energy)))
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    return write_built_dataset(tmp_path_factory.mktemp("built"), {"train": 32, "validation": 16})
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("hfcache")
 
 
 def make_config(built: Path, cache: Path, out_dir: Path, **optim) -> TrainConfig:

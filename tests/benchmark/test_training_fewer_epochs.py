@@ -9,18 +9,9 @@ import pytest
 import yaml
 
 from benchmark.training import TrainingError, train
-from tests.benchmark.test_data import write_built_dataset
 from tests.benchmark.test_training import make_config  # also registers its tiny detector
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    return write_built_dataset(tmp_path_factory.mktemp("built"), {"train": 32, "validation": 16})
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("hfcache")
 
 
 def test_fewer_epochs_than_done_is_refused_and_config_kept(built, cache, tmp_path):

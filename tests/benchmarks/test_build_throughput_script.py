@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -14,20 +13,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codecfake_build.codecs import CodecUnavailableError
-from codecfake_build.codecs.ffmpeg import require_ffmpeg
+from tests.conftest import have_ffmpeg_encoder
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "build_throughput.py"
 
-
-def _have_mp3_ffmpeg() -> bool:
-    if shutil.which("ffmpeg") is None:
-        return False
-    try:
-        require_ffmpeg("libmp3lame")
-    except CodecUnavailableError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +29,7 @@ def script():
     sys.modules.pop(spec.name, None)
 
 
-@pytest.mark.skipif(not _have_mp3_ffmpeg(), reason="ffmpeg with libmp3lame not installed")
+@pytest.mark.skipif(not have_ffmpeg_encoder("libmp3lame"), reason="ffmpeg with libmp3lame not installed")
 def test_sources_counts_what_the_corpus_held_not_the_limit(script, tmp_path, capsys):
     corpus = tmp_path / "clips" / "spk"
     corpus.mkdir(parents=True)

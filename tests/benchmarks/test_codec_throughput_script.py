@@ -8,29 +8,18 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
-from codecfake_build.codecs import CodecUnavailableError
-from codecfake_build.codecs.ffmpeg import require_ffmpeg
+from tests.conftest import have_ffmpeg_encoder
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "codec_throughput.py"
 
 
-def _have_mp3_ffmpeg() -> bool:
-    if shutil.which("ffmpeg") is None:
-        return False
-    try:
-        require_ffmpeg("libmp3lame")
-    except CodecUnavailableError:
-        return False
-    return True
 
-
-needs_ffmpeg = pytest.mark.skipif(not _have_mp3_ffmpeg(), reason="ffmpeg with libmp3lame not installed")
+needs_ffmpeg = pytest.mark.skipif(not have_ffmpeg_encoder("libmp3lame"), reason="ffmpeg with libmp3lame not installed")
 
 
 @pytest.fixture(scope="module")

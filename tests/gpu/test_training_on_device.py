@@ -25,7 +25,6 @@ from benchmark.evaluate import read_scores, write_scores
 from benchmark.data import BuiltDataset, make_loader
 from benchmark.models import create_model, load_weights
 from benchmark.training import score_loader, train
-from tests.benchmark.test_data import write_built_dataset
 from tests.benchmark.test_training import TINY, make_config  # noqa: F401 - registers the tiny model
 from tests.gpu.conftest import DEVICES, record
 
@@ -34,14 +33,6 @@ class Crash(Exception):
     pass
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    return write_built_dataset(tmp_path_factory.mktemp("built"), {"train": 32, "validation": 16})
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("hfcache")
 
 
 def _config(built, cache, out, device: str, amp: str):
