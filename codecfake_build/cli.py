@@ -132,8 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--language", help="language tag for 'folder' corpora (e.g. en, cmn, ja)")
     p.add_argument("--weights", action="append", default=[], metavar="CODEC=PATH",
                    help="local weights for a codec (file or directory); repeatable")
-    p.add_argument("--device", default="cpu", help="cpu (the default, also on a GPU machine), cuda or cuda:N "
-                                                   "for neural codecs (ffmpeg codecs and Lyra ignore it)")
+    p.add_argument("--device", default="auto",
+                   help="auto (cuda if torch sees a GPU, else cpu; the default), cpu, cuda or cuda:N for the "
+                        "neural codecs (ffmpeg codecs and Lyra run on the CPU anyway)")
     p.add_argument("--amp", choices=list(AMP_MODES), default="off",
                    help="reduced precision for the torch codecs, kept only where it is harmless: the first 4 "
                         "sources are re-synthesised in strict float32 and in the mode, and the mode is used only "
@@ -180,6 +181,17 @@ def codecs_main(argv: list[str]) -> int:
             print(f"{'':<18} paper: {info['paper']}")
         print(f"{'':<18} weights: {info['weights_source']}  licence: {info['licence']}")
     return 0
+
+
+def resolve_build_device(device: str) -> str:
+    """``auto`` -> ``cuda`` where torch sees a GPU, else ``cpu`` (a GPU server should not re-synthesise a
+    corpus on its CPU by default); any other value is checked by ``check_device``."""
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    check_device(device)
+    return device
 
 
 def check_device(device: str) -> None:
@@ -229,12 +241,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.limit is not None and args.limit < 1:
             raise ValueError(f"--limit {args.limit}: must be at least 1 (utterances per corpus). "
                              "Fix: leave --limit out to use every utterance")
-        check_device(args.device)
+        device = resolve_build_device(args.device)
         corpora = parse_pairs(args.corpus, "--corpus", need_value=False)
         common = dict(
             out=args.out, language=args.language,
             weights=dict(parse_pairs(args.weights, "--weights", need_value=True)),
-            device=args.device, batch_size=args.batch_size, limit=args.limit, seed=args.seed,
+            device=device, batch_size=args.batch_size, limit=args.limit, seed=args.seed,
             shard_size=args.shard_size, export=args.export, overwrite=args.overwrite,
             progress=not args.no_progress, skip_unavailable=args.skip_unavailable,
             max_seconds=DEFAULT_MAX_SECONDS if args.max_seconds is None else (args.max_seconds or None),
