@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping
 from benchmark.cost import DataSizes
 from benchmark.matrix import Experiment, Matrix
 from benchmark.protocols import missing_datasets, resolve
-from codecfake_build.atomic import atomic_write_text
+from codecfake_build.atomic import atomic_write_text, remove_killed_writes
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def run_experiment(exp: Experiment, roots: Mapping[str, Any], out: Path, *, devi
     from benchmark.training import resolve_device, train
 
     base = out / exp.run_id
-    _remove_killed_writes(base)
+    remove_killed_writes(base, recursive=True)
     resolved = resolve(exp.protocol, roots, seed=exp.seed)
     cfg = exp.recipe.train_config(base / "train", seed=exp.seed, data_label=f"protocol:{exp.protocol.name}")
     if device != "auto":
@@ -159,16 +159,6 @@ def run_experiment(exp: Experiment, roots: Mapping[str, Any], out: Path, *, devi
     atomic_write_text(base / "done.json", json.dumps(
         {"run_id": exp.run_id, "label": exp.label, "runs": [str(p.relative_to(base)) for p in written]}, indent=2) + "\n")
     return written
-
-
-def _remove_killed_writes(folder: Path) -> None:
-    """Temp files of atomic writes a ``kill -9`` interrupted (run JSONs, done.json, scores),
-    anywhere under ``folder``: nothing reads them, but each crash would leave one more."""
-    from benchmark.training.checkpoint import remove_stale_temp_files
-
-    if folder.is_dir():
-        for sub in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
-            remove_stale_temp_files(sub)
 
 
 def run_all(matrix: Matrix, roots: Mapping[str, Any], out: Path, *, only: str | None = None, device: str = "auto",
@@ -205,7 +195,7 @@ def run_all(matrix: Matrix, roots: Mapping[str, Any], out: Path, *, only: str | 
     if any((out / e.run_id / "done.json").is_file() for e in experiments):
         from leaderboard.build import build as build_leaderboard
 
-        _remove_killed_writes(out / "leaderboard")
+        remove_killed_writes(out / "leaderboard", recursive=True)
         board = build_leaderboard(out, out / "leaderboard")
         say(f"leaderboard: {board.markdown_path} ({board.n_runs} run(s))")
     say(result.summary())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,6 +27,8 @@ _UMASK = _read_umask()
 #: The mode ``open()`` would give a new file.  mkstemp makes 0600 files, which would leave
 #: datasets, checkpoints and results unreadable to the rest of a team on a shared server.
 FILE_MODE = 0o666 & ~_UMASK
+#: ``atomic_path``'s temp names: ".<target>.<mkstemp's 8 random characters>.tmp".
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 
 
 @contextlib.contextmanager
@@ -44,6 +47,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_killed_writes(folder: str | Path, *, recursive: bool = False) -> list[Path]:
+    """Delete the temp files of ``atomic_path`` writes that a ``kill -9`` interrupted in ``folder``
+    (and its sub-folders with ``recursive``): never renamed, nothing reads them, but each crash
+    would leave one more (and a dataset folder's would be globbed as data).  Returns them."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    candidates = folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")
+    stale = sorted(p for p in candidates if p.is_file() and _TEMP_NAME.match(p.name))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

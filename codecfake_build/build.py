@@ -66,7 +66,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from codecfake_build.atomic import atomic_write_json
+from codecfake_build.atomic import atomic_write_json, remove_killed_writes
 from codecfake_build.audio import AudioError, encode_flac, load_audio, peak_safe, resample
 from codecfake_build.codecs import CODECS, Codec, CodecSpec, CodecUnavailableError, create_codec
 from codecfake_build.codecs.precision import AMP_MODES, choose_amp
@@ -432,8 +432,7 @@ def remove_stale_files(out: Path, planned: set[str]) -> None:
         if f"data/{path.name}" not in planned:
             log.warning("removing %s: not a shard of this build", path)
             path.unlink()
-    for path in sorted((out / "data").glob(".*.tmp")):
-        path.unlink()
+    remove_killed_writes(out / "data")
 
 
 def remove_unrequested_exports(out: Path, requested: list[str]) -> None:

@@ -19,8 +19,6 @@ from codecfake_build.atomic import atomic_path
 
 FORMAT = "codecfake-bench-train/1"
 _EPOCH_FILE = re.compile(r"^epoch_(\d{3,})\.pt$")
-#: ``atomic_path``'s temp names: ".<target>.<8 random chars>.tmp".
-_TEMP_FILE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 
 
 def epoch_path(ckpt_dir: Path, epoch: int) -> Path:
@@ -36,16 +34,6 @@ def atomic_copy(src: Path, dst: Path) -> None:
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
 
-
-def remove_stale_temp_files(folder: Path) -> list[Path]:
-    """Delete the temp files of atomic writes that a ``kill -9`` interrupted (they are
-    never renamed, so nothing reads them, but they would pile up, one per crash)."""
-    if not folder.is_dir():
-        return []
-    stale = [p for p in folder.iterdir() if p.is_file() and _TEMP_FILE.match(p.name)]
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return stale
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from benchmark.data import (
     system_names,
     TARGET_SPOOF,
 )
-from codecfake_build.atomic import atomic_write_text
+from codecfake_build.atomic import atomic_write_text, remove_killed_writes
 from benchmark.training.checkpoint import (
     FORMAT,
     atomic_copy,
@@ -53,7 +53,6 @@ from benchmark.training.checkpoint import (
     epoch_path,
     load_checkpoint,
     prune_epoch_checkpoints,
-    remove_stale_temp_files,
     restore_rng,
 )
 from benchmark.training.config import ConfigError, TrainConfig
@@ -248,7 +247,7 @@ def train(
     dist_env = DistEnv.from_env()
     if dist_env.main:
         for folder in (out_dir, ckpt_dir):
-            for stale in remove_stale_temp_files(folder):
+            for stale in remove_killed_writes(folder):
                 log.info("removed %s, left by a killed write", stale)
     try:
         device = resolve_device(config.device)

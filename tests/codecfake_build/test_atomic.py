@@ -34,3 +34,17 @@ def test_downloaded_weights_get_the_same_mode(tmp_path):
     src.write_bytes(b"weights")
     dest = download(src.as_uri(), tmp_path / "cache" / "model.bin")
     assert dest.read_bytes() == b"weights" and _mode(dest) == FILE_MODE
+
+
+def test_remove_killed_writes_takes_only_atomic_paths_temp_files(tmp_path):
+    from codecfake_build.atomic import atomic_path, remove_killed_writes
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / ".notes.tmp").write_text("a user's file")  # not an atomic_path name: kept
+    # A write in progress stands for one a kill -9 interrupted: its temp file has the same name.
+    with atomic_path(tmp_path / "sub" / "x.json") as tmp:
+        tmp.write_text("{}")
+        assert remove_killed_writes(tmp_path) == []  # not recursive: sub/ is left alone
+        assert remove_killed_writes(tmp_path, recursive=True) == [tmp]
+        tmp.write_text("{}")  # let atomic_path finish its rename
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [".notes.tmp", "sub", "x.json"]
