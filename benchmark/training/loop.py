@@ -583,7 +583,7 @@ def _train_epoch(
         _note_skipped(batch.skipped, skipped)
         stand_in = len(batch) == 0
         if stand_in and not ddp:
-            _empty_batch(model, optimizer, scheduler, scaler, sam, step, n_batches, grad_accum, epoch)
+            _empty_batch(optimizer, scheduler, scaler, sam, step, n_batches, grad_accum)
             continue
         if stand_in:
             # The other ranks wait in this step's all-reduce (and DDP's forward-time collectives),
@@ -613,7 +613,7 @@ def _train_epoch(
             # optimizer step averages the gradients of the micro-batches it holds.
             group, boundary = _accumulation_group(step, grad_accum, n_batches)
             # DDP all-reduces on every backward unless told not to; between steps that is wasted traffic.
-            sync = model.no_sync() if (not boundary and hasattr(model, "no_sync")) else nullcontext()
+            sync = model.no_sync() if (ddp and not boundary) else nullcontext()
             with sync, keep_bn:
                 loss, parts = compute()
                 _check_finite(loss, scaler, epoch, step, "")
@@ -654,8 +654,8 @@ def _note_skipped(new: dict[str, str], seen: dict[str, str]) -> None:
             seen[name] = problem
 
 
-def _empty_batch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: torch.amp.GradScaler,
-                 sam: SAM | None, step: int, n_batches: int, grad_accum: int, epoch: int) -> None:
+def _empty_batch(optimizer: torch.optim.Optimizer, scheduler: Any, scaler: torch.amp.GradScaler,
+                 sam: SAM | None, step: int, n_batches: int, grad_accum: int) -> None:
     """A batch whose every item failed to decode (single process; under DDP ``_zero_loss``
     stands in): no forward pass, but the optimizer step that closes an accumulation group and
     the LR schedule go on, so the run stays on its schedule."""
